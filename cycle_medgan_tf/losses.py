@@ -1,0 +1,75 @@
+"""Loss functions for the CycleGAN family (LSGAN, cycle L1, Cycle-MedGAN's cycle-perceptual and cycle-style
+losses) and UNIT (non-saturating GAN, L1, KL). All return float32 scalars averaged over the batch."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+
+def _f32(x):
+    return tf.cast(x, tf.float32)
+
+
+def lsgan_generator_loss(fake_logits) -> tf.Tensor:
+    """Least-squares GAN loss for the generator: mean((D(G(x)) - 1)^2)."""
+    return tf.reduce_mean(tf.square(_f32(fake_logits) - 1.0))
+
+
+def lsgan_discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
+    """(mean((D(y) - 1)^2) + mean(D(G(x))^2)) / 2, as xhujoy."""
+    return 0.5 * (tf.reduce_mean(tf.square(_f32(real_logits) - 1.0)) + tf.reduce_mean(tf.square(_f32(fake_logits))))
+
+
+def l1(a, b) -> tf.Tensor:
+    """Mean absolute error."""
+    return tf.reduce_mean(tf.abs(_f32(a) - _f32(b)))
+
+
+def gram_matrix(features) -> tf.Tensor:
+    """Gram matrices phi^T phi / (h w d) of (N, h, w, d) features: (N, d, d), computed in float32."""
+    features = _f32(features)
+    shape = tf.shape(features)
+    n, h, w, d = shape[0], shape[1], shape[2], shape[3]
+    flat = tf.reshape(features, tf.stack([n, h * w, d]))
+    norm = tf.cast(h * w * d, tf.float32)
+    return tf.matmul(flat, flat, transpose_a=True) / norm
+
+
+def cycle_perceptual_loss(features_real: Sequence, features_rec: Sequence, layer_weights: Sequence[float]) -> tf.Tensor:
+    """sum_i lambda_i * mean|phi_i(x) - phi_i(x_rec)| for one cycle."""
+    terms = [w * l1(fr, fc) for w, fr, fc in zip(layer_weights, features_real, features_rec) if w]
+    return tf.add_n(terms) if terms else tf.constant(0.0)
+
+
+def cycle_style_loss(features_real: Sequence, features_rec: Sequence, layer_weights: Sequence[float]) -> tf.Tensor:
+    """sum_i lambda_i * ||Gram_i(x) - Gram_i(x_rec)||_F^2 for one cycle (averaged over the batch)."""
+    terms = []
+    for w, fr, fc in zip(layer_weights, features_real, features_rec):
+        if w:
+            diff = gram_matrix(fr) - gram_matrix(fc)
+            terms.append(w * tf.reduce_mean(tf.reduce_sum(tf.square(diff), axis=[1, 2])))
+    return tf.add_n(terms) if terms else tf.constant(0.0)
+
+
+def bce_with_logits(logits, label: float) -> tf.Tensor:
+    """Mean sigmoid cross-entropy of ``logits`` against a constant ``label``."""
+    logits = _f32(logits)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label),
+                                                                  logits=logits))
+
+
+def nonsaturating_generator_loss(fake_logits) -> tf.Tensor:
+    """UNIT's generator GAN loss: cross-entropy of D(fake) against 1."""
+    return bce_with_logits(fake_logits, 1.0)
+
+
+def nonsaturating_discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
+    """UNIT's discriminator loss: cross-entropy of D(real) against 1 plus D(fake) against 0."""
+    return bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)
+
+
+def kl_loss(z) -> tf.Tensor:
+    """UNIT's KL term with unit-variance posterior: mean(z^2) of the sampled code (taki0112)."""
+    return tf.reduce_mean(tf.square(_f32(z)))

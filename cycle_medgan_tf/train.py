@@ -1,0 +1,71 @@
+"""Train a translator: ``python -m cycle_medgan_tf.train --model=cyclegan|cycle_medgan|unit --data=FILE
+--workdir=DIR --profile=smoke|quick|paper [--steps --epochs --batch_size --image_size --lambda_* ...]``.
+
+Running the same command again resumes from the last checkpoint; exits 130/143 after saving a checkpoint on
+SIGINT/SIGTERM, 2 on bad input, 3 on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app
+
+from cycle_medgan_tf.cli import FLAGS, config_from_flags, define_training_flags, fail
+
+TRAINER_MODELS = ("cyclegan", "cycle_medgan", "unit")
+
+
+def trainer_class(model: str):
+    """The Trainer subclass of ``model``."""
+    if model == "cycle_medgan":
+        from cycle_medgan_tf.training.cycle import CycleTrainer
+        return CycleTrainer
+    if model == "cyclegan":
+        from baselines.cyclegan import CycleGANTrainer
+        return CycleGANTrainer
+    if model == "unit":
+        from baselines.unit import UNITTrainer
+        return UNITTrainer
+    if model == "bigan":
+        from cycle_medgan_tf.training.bigan import BiGANTrainer
+        return BiGANTrainer
+    raise ValueError(f"unknown model {model!r}")
+
+
+def run_cli(model: str) -> None:
+    """Shared body of the train and pretrain_bigan commands."""
+    from absl import logging
+
+    from cycle_medgan_tf.data.validate import validate_store
+
+    logging.set_verbosity(logging.WARNING)
+    cfg = config_from_flags()
+    cfg.model = model
+    problems = validate_store(cfg.data)
+    if problems:
+        fail(f"{cfg.data}: " + "; ".join(problems))
+
+    from cycle_medgan_tf.models.pretrained import WeightsError
+    from cycle_medgan_tf.training.trainer import TrainingError, run_training
+
+    try:
+        summary = run_training(trainer_class(model), cfg, overwrite=FLAGS.overwrite,
+                               log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (TrainingError, WeightsError) as exc:
+        fail(str(exc), code=3 if "non-finite" in str(exc) else 2)
+    if summary["status"] == "interrupted":
+        sys.exit(130 if summary["signal"] == "SIGINT" else 143)
+    print(json.dumps(summary))
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}")
+    run_cli(FLAGS.model)
+
+
+if __name__ == "__main__":
+    define_training_flags(TRAINER_MODELS, "cycle_medgan")
+    app.run(main)

@@ -1,0 +1,68 @@
+"""BiGAN pre-training (Donahue et al., ICLR 2017) of the feature extractor on CT slices.
+
+D(x, z) separates (x, E(x)) from (G(z), z); E and G are trained to fool it (non-saturating: labels swapped).
+Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from cycle_medgan_tf import losses
+from cycle_medgan_tf.models.bigan import build_bigan, image_path_weights
+from cycle_medgan_tf.models.pretrained import save_extractor_weights
+from cycle_medgan_tf.training.trainer import Trainer
+
+EXTRACTOR_FILE = "feature_extractor.npz"
+
+
+class BiGANTrainer(Trainer):
+    """Encoder, generator and joint discriminator; exports the discriminator's image-path weights."""
+
+    def build(self) -> None:
+        nets = build_bigan(self.cfg.image_size, self.cfg.z_dim)
+        self.encoder, self.generator, self.discriminator = nets["encoder"], nets["generator"], nets["discriminator"]
+        self.eg_vars = self.encoder.trainable_variables + self.generator.trainable_variables
+        self.d_vars = self.discriminator.trainable_variables
+        self.eg_opt = self.make_optimizer(self.eg_vars)
+        self.d_opt = self.make_optimizer(self.d_vars)
+
+    def train_step(self, a, b, step):
+        x = tf.concat([a, b], axis=0)
+        z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.z_dim), self.step_seed(step, 5), -1.0, 1.0)
+        with tf.GradientTape(persistent=True) as tape:
+            z_hat = self.encoder(x, training=True)
+            x_hat = self.generator(z, training=True)
+            real_logits = self.discriminator([x, z_hat], training=True)
+            fake_logits = self.discriminator([x_hat, z], training=True)
+            d_loss = losses.nonsaturating_discriminator_loss(real_logits, fake_logits)
+            eg_loss = losses.bce_with_logits(real_logits, 0.0) + losses.bce_with_logits(fake_logits, 1.0)
+        self.apply(self.d_opt, tape, d_loss, self.d_vars)
+        self.apply(self.eg_opt, tape, eg_loss, self.eg_vars)
+        del tape
+        recon = losses.l1(x, self.generator(z_hat, training=False))
+        return {"d": d_loss, "eg": eg_loss, "recon_l1": recon}
+
+    def trackables(self) -> dict:
+        return dict(encoder=self.encoder, generator=self.generator, discriminator=self.discriminator,
+                    eg_optimizer=self.eg_opt, d_optimizer=self.d_opt)
+
+    def sample_grid(self, a, b):
+        """Rows: real x, G(E(x)) reconstructions, G(z) samples."""
+        x = a[:4]
+        z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.z_dim), [0, 0], -1.0, 1.0)
+        rows = [x, self.generator(self.encoder(x, training=False), training=False), self.generator(z, training=False)]
+        return tf.concat([tf.concat(tf.unstack(r), axis=1) for r in rows], axis=0)[..., 0].numpy()
+
+    def export_models(self) -> dict:
+        return {}
+
+    def export(self, workdir: str) -> str:
+        path = os.path.join(workdir, EXTRACTOR_FILE)
+        meta = dict(source="BiGAN discriminator image path", task=self.info.task, data=os.path.basename(self.info.path),
+                    image_size=self.cfg.image_size, z_dim=self.cfg.z_dim, steps=int(self.step.numpy()),
+                    seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+        save_extractor_weights(path, image_path_weights(self.discriminator), meta)
+        return path

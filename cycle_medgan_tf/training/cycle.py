@@ -1,0 +1,94 @@
+"""The CycleGAN family trainer (xhujoy/CycleGAN-tensorflow semantics); Cycle-MedGAN is the same trainer with
+its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0).
+
+One step: both generators are updated first on
+``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]``
+with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses each, with the fakes of this step
+passed through the 50-image history pools, with the other Adam.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from cycle_medgan_tf import losses
+from cycle_medgan_tf.models.registry import build_models
+from cycle_medgan_tf.training.pool import HistoryPool
+from cycle_medgan_tf.training.trainer import Trainer
+
+
+class CycleTrainer(Trainer):
+    """Two ResNet-9 generators (A->B ``G``, B->A ``F``), two PatchGAN discriminators, LSGAN + cycle L1,
+    and optionally the Cycle-MedGAN feature losses on a frozen feature extractor."""
+
+    def build(self) -> None:
+        cfg = self.cfg
+        nets = build_models("cyclegan", image_size=cfg.image_size, channels=cfg.channels)
+        self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
+        self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
+        self.generator_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
+        self.discriminator_vars = self.d_a.trainable_variables + self.d_b.trainable_variables
+        self.g_opt = self.make_optimizer(self.generator_vars)
+        self.d_opt = self.make_optimizer(self.discriminator_vars)
+        shape = (cfg.image_size, cfg.image_size, cfg.channels)
+        self.pool_a = HistoryPool(cfg.pool_size, shape, name="pool_a")
+        self.pool_b = HistoryPool(cfg.pool_size, shape, name="pool_b")
+        self.use_features = cfg.lambda_cp > 0 or cfg.lambda_cs > 0
+        self.extractor = None
+        if self.use_features:
+            from cycle_medgan_tf.models.pretrained import load_feature_extractor
+            self.extractor = load_feature_extractor(cfg.extractor or None)
+            self.layer_weights = [float(w) for w in cfg.feature_layer_weights]
+            if len(self.layer_weights) != len(self.extractor.outputs):
+                raise ValueError(f"feature_layer_weights has {len(self.layer_weights)} entries but the extractor "
+                                 f"has {len(self.extractor.outputs)} feature layers")
+
+    def feature_losses(self, real, reconstructed) -> tuple[tf.Tensor, tf.Tensor]:
+        """(cycle-perceptual, cycle-style) between one domain's inputs and their cycle reconstructions."""
+        features_real = [tf.stop_gradient(f) for f in self.extractor(real, training=False)]
+        features_rec = self.extractor(reconstructed, training=False)
+        return (losses.cycle_perceptual_loss(features_real, features_rec, self.layer_weights),
+                losses.cycle_style_loss(features_real, features_rec, self.layer_weights))
+
+    def generator_losses(self, a, b) -> tuple[dict, tf.Tensor, tf.Tensor]:
+        """All generator-side losses for one batch, plus this step's fakes (for the pools)."""
+        fake_b = self.g_ab(a, training=True)
+        rec_a = self.g_ba(fake_b, training=True)
+        fake_a = self.g_ba(b, training=True)
+        rec_b = self.g_ab(fake_a, training=True)
+        out = {
+            "g_adv_a2b": losses.lsgan_generator_loss(self.d_b(fake_b, training=True)),
+            "g_adv_b2a": losses.lsgan_generator_loss(self.d_a(fake_a, training=True)),
+            "cycle": losses.l1(a, rec_a) + losses.l1(b, rec_b),
+        }
+        total = out["g_adv_a2b"] + out["g_adv_b2a"] + self.cfg.lambda_cycle * out["cycle"]
+        if self.use_features:
+            cp_a, cs_a = self.feature_losses(a, rec_a)
+            cp_b, cs_b = self.feature_losses(b, rec_b)
+            out["cycle_perceptual"] = cp_a + cp_b
+            out["cycle_style"] = cs_a + cs_b
+            total += self.cfg.lambda_cp * out["cycle_perceptual"] + self.cfg.lambda_cs * out["cycle_style"]
+        out["g_total"] = total
+        return out, fake_a, fake_b
+
+    def train_step(self, a, b, step):
+        with tf.GradientTape() as tape:
+            g_losses, fake_a, fake_b = self.generator_losses(a, b)
+        self.apply(self.g_opt, tape, g_losses["g_total"], self.generator_vars)
+
+        pooled_a = self.pool_a.query(tf.stop_gradient(fake_a), self.step_seed(step, 1))
+        pooled_b = self.pool_b.query(tf.stop_gradient(fake_b), self.step_seed(step, 3))
+        with tf.GradientTape() as tape:
+            d_a = losses.lsgan_discriminator_loss(self.d_a(a, training=True), self.d_a(pooled_a, training=True))
+            d_b = losses.lsgan_discriminator_loss(self.d_b(b, training=True), self.d_b(pooled_b, training=True))
+            d_total = d_a + d_b
+        self.apply(self.d_opt, tape, d_total, self.discriminator_vars)
+        return dict(g_losses, d_a=d_a, d_b=d_b, d_total=d_total)
+
+    def trackables(self) -> dict:
+        return dict(generator_a2b=self.g_ab, generator_b2a=self.g_ba, discriminator_a=self.d_a,
+                    discriminator_b=self.d_b, generator_optimizer=self.g_opt, discriminator_optimizer=self.d_opt,
+                    pool_a=self.pool_a, pool_b=self.pool_b)
+
+    def export_models(self) -> dict:
+        return {"a2b": self.g_ab, "b2a": self.g_ba}

@@ -1,0 +1,287 @@
+"""The shared training skeleton: every model (CycleGAN, Cycle-MedGAN, UNIT, BiGAN) is a :class:`Trainer`
+subclass that builds its networks and optimisers and defines one train step; this module runs it.
+
+``run_training`` owns the work directory: ``config.json`` (every effective setting), ``checkpoints/``
+(models, optimisers, step and history pools via ``tf.train.CheckpointManager``; all randomness is stateless and
+keyed by (seed, step), so the step is the whole RNG state), ``metrics.jsonl``, TensorBoard logs in ``tb/``,
+image grids in ``samples/`` and the exported inference models in ``export/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cycle_medgan_tf.config import TrainConfig
+from cycle_medgan_tf.data import pipeline
+from cycle_medgan_tf.data.store import open_store
+from cycle_medgan_tf.training.progress import Progress, format_duration
+from cycle_medgan_tf.training.schedule import ConstantThenLinearDecay
+
+
+class TrainingError(Exception):
+    """A user-facing training failure (bad work directory, non-finite loss, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a trainer needs to know about its data store."""
+
+    path: str
+    task: str
+    domain_a: str
+    domain_b: str
+    window_a: tuple
+    window_b: tuple
+    pixel_spacing_mm: float
+    store_size: int
+    n_train_a: int
+    n_train_b: int
+
+    @classmethod
+    def from_store(cls, path: str) -> "DataInfo":
+        with open_store(path) as store:
+            return cls(path=os.path.abspath(path), task=store.task, domain_a=store.domain_a,
+                       domain_b=store.domain_b, window_a=store.window_a, window_b=store.window_b,
+                       pixel_spacing_mm=store.pixel_spacing_mm, store_size=store.image_size,
+                       n_train_a=len(store.train_images("A")), n_train_b=len(store.train_images("B")))
+
+
+def total_steps(cfg: TrainConfig, info: DataInfo) -> int:
+    """``cfg.steps`` if set, else ``epochs`` x batches per epoch (min(Na, Nb) // batch, as xhujoy)."""
+    if cfg.steps > 0:
+        return int(cfg.steps)
+    per_epoch = max(min(info.n_train_a, info.n_train_b) // cfg.batch_size, 1)
+    return int(math.ceil(cfg.epochs * per_epoch))
+
+
+class Trainer:
+    """Base class. Subclasses implement :meth:`build`, :meth:`train_step`, :meth:`trackables` and
+    :meth:`export_models`; they may override :meth:`sample_grid`."""
+
+    def __init__(self, cfg: TrainConfig, info: DataInfo):
+        self.cfg, self.info = cfg, info
+        self.total_steps = total_steps(cfg, info)
+        keras.mixed_precision.set_global_policy(cfg.precision)
+        keras.utils.set_random_seed(cfg.seed)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.build()
+        self._compiled_step = tf.function(self.train_step, jit_compile=bool(cfg.jit), reduce_retracing=True)
+
+    # ---- to implement -------------------------------------------------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def train_step(self, a: tf.Tensor, b: tf.Tensor, step: tf.Tensor) -> dict:
+        """One optimisation step on unpaired batches ``a``, ``b``; returns float32 scalar losses."""
+        raise NotImplementedError
+
+    def trackables(self) -> dict:
+        """Objects saved in checkpoints (models, optimisers, pools)."""
+        raise NotImplementedError
+
+    def export_models(self) -> dict:
+        """``{"a2b": keras.Model, "b2a": keras.Model}`` for inference export."""
+        raise NotImplementedError
+
+    def sample_grid(self, a: tf.Tensor, b: tf.Tensor) -> np.ndarray:
+        """An image grid (H, W) in [-1, 1] for TensorBoard: rows A->B->A and B->A->B of the first sample."""
+        models = self.export_models()
+        fake_b = models["a2b"](a[:1], training=False)
+        fake_a = models["b2a"](b[:1], training=False)
+        rec_a = models["b2a"](fake_b, training=False)
+        rec_b = models["a2b"](fake_a, training=False)
+        row_a = tf.concat([a[:1], fake_b, rec_a], axis=2)
+        row_b = tf.concat([b[:1], fake_a, rec_b], axis=2)
+        return tf.concat([row_a, row_b], axis=1)[0, ..., 0].numpy()
+
+    # ---- helpers for subclasses ---------------------------------------------------------------------------
+    def make_optimizer(self, variables) -> keras.optimizers.Optimizer:
+        """Adam with the configured betas and the constant-then-linear-decay schedule, built for ``variables``."""
+        decay_start = int(round(self.cfg.decay_start * self.total_steps))
+        schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps, decay_start)
+        optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
+        if self.cfg.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(variables)
+        return optimizer
+
+    @staticmethod
+    def apply(optimizer, tape, loss, variables) -> None:
+        """Gradients of ``loss`` (loss-scaled under float16) applied to ``variables``."""
+        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def step_seed(self, step: tf.Tensor, salt: int) -> tf.Tensor:
+        """Stateless seed for the random draws of ``step`` (``salt`` separates uses within a step)."""
+        return tf.stack([tf.cast(self.cfg.seed * 1_000_003 + salt, tf.int64), tf.cast(step, tf.int64)])
+
+    def learning_rate(self) -> float:
+        schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps,
+                                           int(round(self.cfg.decay_start * self.total_steps)))
+        return float(schedule(self.step))
+
+    def manifest(self) -> dict:
+        return dict(model=self.cfg.model, task=self.info.task, domain_a=self.info.domain_a,
+                    domain_b=self.info.domain_b, window_a=list(self.info.window_a), window_b=list(self.info.window_b),
+                    image_size=self.cfg.image_size, channels=self.cfg.channels,
+                    pixel_spacing_mm=self.info.pixel_spacing_mm * self.info.store_size / self.cfg.image_size,
+                    trained_steps=int(self.step.numpy()))
+
+    def export(self, workdir: str) -> str:
+        from cycle_medgan_tf.export import export_translators
+        return export_translators(workdir, self.export_models(), self.manifest())
+
+
+# ---- the run loop ---------------------------------------------------------------------------------------------
+
+def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
+    """Create the work directory, or accept it for resuming when its config matches; refuse otherwise."""
+    path = os.path.join(cfg.workdir, "config.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                previous = json.load(f)
+        except (OSError, ValueError):
+            previous = None
+        current = json.loads(cfg.to_json())
+        if previous != current:
+            if not overwrite:
+                changed = sorted(k for k in set(current) | set(previous or {})
+                                 if (previous or {}).get(k) != current.get(k))
+                raise TrainingError(f"{cfg.workdir} holds a run with a different configuration "
+                                    f"(differs in: {', '.join(changed) or 'unreadable config.json'}); "
+                                    "use another --workdir or --overwrite to start afresh")
+            shutil.rmtree(cfg.workdir)
+    elif os.path.isdir(cfg.workdir) and os.listdir(cfg.workdir) and not overwrite:
+        raise TrainingError(f"{cfg.workdir} exists, is not empty and holds no run; use another --workdir or --overwrite")
+    elif os.path.isdir(cfg.workdir) and overwrite:
+        shutil.rmtree(cfg.workdir)
+    os.makedirs(cfg.workdir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.to_json())
+    os.replace(tmp, path)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _write_grid(workdir: str, step: int, grid: np.ndarray, writer) -> None:
+    image = np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    tf.io.write_file(os.path.join(workdir, "samples", f"step_{step:07d}.png"), tf.io.encode_png(image[..., None]))
+    with writer.as_default(step=step):
+        tf.summary.image("samples/A-B-A_and_B-A-B", image[None, ..., None])
+
+
+def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=print) -> dict:
+    """Train (or resume) ``cfg`` to its step budget, then export. Returns a summary dict with ``status`` one of
+    ``completed`` or ``interrupted`` (``signal`` then names it)."""
+    cfg.workdir = os.path.abspath(cfg.workdir)
+    cfg.data = os.path.abspath(cfg.data)
+    info = DataInfo.from_store(cfg.data)
+    prepare_workdir(cfg, overwrite)
+    trainer = trainer_cls(cfg, info)
+    checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(cfg.workdir, "checkpoints"),
+                                         max_to_keep=cfg.keep_checkpoints)
+    if manager.latest_checkpoint:
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as exc:
+            raise TrainingError(f"cannot restore {manager.latest_checkpoint}: {exc}") from exc
+        log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({manager.latest_checkpoint})")
+    start = int(trainer.step.numpy())
+    total = trainer.total_steps
+    writer = tf.summary.create_file_writer(os.path.join(cfg.workdir, "tb"))
+    metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
+    summary = dict(model=cfg.model, workdir=cfg.workdir, total_steps=total, start_step=start)
+    if start < total:
+        log(f"[{cfg.model}] training {info.task} {info.domain_a}<->{info.domain_b} at {cfg.image_size}x{cfg.image_size}, "
+            f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile})")
+        data = pipeline.train_dataset(cfg.data, cfg.image_size, cfg.batch_size, seed=cfg.seed, start_step=start)
+        progress = Progress(total, start=start, label=f"[{cfg.model}]")
+        t_start = time.monotonic()
+        t_window, n_window, sums = time.monotonic(), 0, {}
+        step = start
+        with _StopRequest() as stop, open(metrics_path, "a") as metrics_file:
+            for a, b in data:
+                if step >= total:
+                    break
+                losses = {k: float(v) for k, v in trainer._compiled_step(a, b, tf.constant(step, tf.int64)).items()}
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingError(f"non-finite loss {bad[0]}={losses[bad[0]]} at step {step + 1}; the last good "
+                                        f"checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
+                step += 1
+                trainer.step.assign(step)
+                n_window += 1
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                progress.update(step, losses)
+                if step % cfg.log_every == 0 or step == total:
+                    now = time.monotonic()
+                    record = dict(step=step, time_s=round(now - t_start, 3),
+                                  sec_per_step=round((now - t_window) / max(n_window, 1), 4),
+                                  lr=trainer.learning_rate(), **{k: v / n_window for k, v in sums.items()})
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    with writer.as_default(step=step):
+                        for k, v in record.items():
+                            if k not in ("step", "time_s"):
+                                tf.summary.scalar(k if k in ("lr", "sec_per_step") else f"loss/{k}", v)
+                    t_window, n_window, sums = now, 0, {}
+                if step % cfg.image_every == 0 or step == total:
+                    _write_grid(cfg.workdir, step, trainer.sample_grid(a, b), writer)
+                if step % cfg.checkpoint_every == 0 or step == total:
+                    manager.save(checkpoint_number=step)
+                if stop.signum is not None:
+                    manager.save(checkpoint_number=step)
+                    progress.close()
+                    name = signal.Signals(stop.signum).name
+                    log(f"[{cfg.model}] {name} received: checkpoint saved at step {step}; "
+                        "run the same command again to resume")
+                    writer.flush()
+                    return dict(summary, status="interrupted", signal=name, step=step)
+        progress.close()
+        summary["train_seconds"] = round(time.monotonic() - t_start, 2)
+        log(f"[{cfg.model}] trained {step - start} steps in {format_duration(summary['train_seconds'])}")
+    writer.flush()
+    final_step = int(trainer.step.numpy())
+    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != final_step:
+        manager.save(checkpoint_number=final_step)
+    summary["export"] = trainer.export(cfg.workdir)
+    summary["status"] = "completed"
+    summary["step"] = int(trainer.step.numpy())
+    return summary
