@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app
+from absl import app, flags
 
 from cycle_medgan_tf.cli import FLAGS, config_from_flags, define_training_flags, fail
 
@@ -34,6 +34,11 @@ def trainer_class(model: str):
     raise ValueError(f"unknown model {model!r}")
 
 
+flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (bitwise-reproducible runs and resumes).")
+flags.DEFINE_integer("max_steps_this_run", None, "Stop (with a checkpoint) after this many new steps; the same "
+                     "command continues later. For time-limited or preemptible machines.", lower_bound=1)
+
+
 def run_cli(model: str) -> None:
     """Shared body of the train and pretrain_bigan commands."""
     from absl import logging
@@ -41,6 +46,9 @@ def run_cli(model: str) -> None:
     from cycle_medgan_tf.data.validate import validate_store
 
     logging.set_verbosity(logging.WARNING)
+    if FLAGS.deterministic:
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
     cfg = config_from_flags()
     cfg.model = model
     problems = validate_store(cfg.data)
@@ -52,7 +60,8 @@ def run_cli(model: str) -> None:
 
     try:
         summary = run_training(trainer_class(model), cfg, overwrite=FLAGS.overwrite,
-                               log=lambda m: print(m, file=sys.stderr, flush=True))
+                               log=lambda m: print(m, file=sys.stderr, flush=True),
+                               max_new_steps=FLAGS.max_steps_this_run)
     except (TrainingError, WeightsError) as exc:
         fail(str(exc), code=3 if "non-finite" in str(exc) else 2)
     if summary["status"] == "interrupted":

@@ -94,11 +94,11 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
     train_b = _check_images("train/B/images", train_b)
     val_a = _check_images("val/A/images", val_a)
     val_b = _check_images("val/B/images", val_b)
+    if val_a.shape != val_b.shape:
+        raise StoreError(f"val/A {val_a.shape} and val/B {val_b.shape} must have the same shape (paired)")
     shapes = {arr.shape[1:] for arr in (train_a, train_b, val_a, val_b)}
     if len(shapes) != 1:
         raise StoreError(f"all images must share one slice size, got {sorted(shapes)}")
-    if val_a.shape != val_b.shape:
-        raise StoreError(f"val/A {val_a.shape} and val/B {val_b.shape} must have the same shape (paired)")
     subjects = {
         "train/A/subjects": _check_subjects("train_a_subjects", train_a_subjects, len(train_a)),
         "train/B/subjects": _check_subjects("train_b_subjects", train_b_subjects, len(train_b)),

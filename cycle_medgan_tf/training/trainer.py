@@ -205,9 +205,11 @@ def _write_grid(workdir: str, step: int, grid: np.ndarray, writer) -> None:
         tf.summary.image("samples/A-B-A_and_B-A-B", image[None, ..., None])
 
 
-def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=print) -> dict:
+def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=print,
+                 max_new_steps: int | None = None) -> dict:
     """Train (or resume) ``cfg`` to its step budget, then export. Returns a summary dict with ``status`` one of
-    ``completed`` or ``interrupted`` (``signal`` then names it)."""
+    ``completed``, ``paused`` (``max_new_steps`` reached; checkpoint saved) or ``interrupted`` (by a signal,
+    named in ``signal``; checkpoint saved)."""
     cfg.workdir = os.path.abspath(cfg.workdir)
     cfg.data = os.path.abspath(cfg.data)
     info = DataInfo.from_store(cfg.data)
@@ -266,6 +268,12 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                     _write_grid(cfg.workdir, step, trainer.sample_grid(a, b), writer)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     manager.save(checkpoint_number=step)
+                if max_new_steps is not None and step - start >= max_new_steps and step < total:
+                    manager.save(checkpoint_number=step)
+                    progress.close()
+                    log(f"[{cfg.model}] paused after {step - start} new steps at step {step}; checkpoint saved")
+                    writer.flush()
+                    return dict(summary, status="paused", step=step)
                 if stop.signum is not None:
                     manager.save(checkpoint_number=step)
                     progress.close()

@@ -1,0 +1,58 @@
+"""Shared fixtures: small synthetic stores written through the real writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cycle_medgan_tf.data.store import write_store  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def phantom_slices(n: int, size: int, kind: str, seed: int) -> np.ndarray:
+    """Head-like discs: CT in HU (brain, bright rim of bone, air) or PET activity (bright cortex, noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for _ in range(n):
+        radius = size * (0.32 + rng.uniform(-0.04, 0.04))
+        cy, cx = size / 2 + rng.uniform(-3, 3, size=2)
+        d = np.hypot(yy - cy, xx - cx)
+        if kind == "CT":
+            img = np.select([d < radius, d < radius + 3], [35.0, 1400.0], -1000.0)
+            img += rng.normal(0, 4, img.shape)
+        else:
+            img = np.where(d < radius, 1.0, 0.0) + np.where((d < radius) & (d > radius - 4), 2.5, 0.0)
+            img += np.abs(rng.normal(0, 0.15, img.shape))
+        out.append(img.astype(np.float32))
+    return np.stack(out)
+
+
+def write_phantom_store(path, size: int = 64, n_train: int = 8, n_val: int = 4, seed: int = 0) -> str:
+    """A valid pet_ct-like store with disjoint subjects in train A, train B and val."""
+    return write_store(
+        path, task="pet_ct", domain_a="PET", domain_b="CT", pixel_spacing_mm=256 / size,
+        train_a=phantom_slices(n_train, size, "PET", seed), train_a_subjects=[f"a{i // 4}" for i in range(n_train)],
+        train_b=phantom_slices(n_train, size, "CT", seed + 1), train_b_subjects=[f"b{i // 4}" for i in range(n_train)],
+        val_a=phantom_slices(n_val, size, "PET", seed + 2), val_b=phantom_slices(n_val, size, "CT", seed + 2),
+        val_subjects=[f"v{i // 2}" for i in range(n_val)], window_a=(0.0, 4.0), window_b=(-1000.0, 2000.0),
+        overwrite=True)
+
+
+@pytest.fixture(scope="session")
+def phantom_store(tmp_path_factory) -> str:
+    return write_phantom_store(tmp_path_factory.mktemp("data") / "phantom.h5")
+
+
+def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` in a subprocess and capture its output."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env=env)
