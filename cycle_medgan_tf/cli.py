@@ -20,6 +20,32 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def run_app(main, errors: tuple = (), prog: str = "cycle_medgan_tf") -> None:
+    """``absl.app.run(main)`` where bad flags and the given error types print one line ``PROG: error: ...``
+    on stderr and exit with status 2 (absl alone exits 1 on a flag error)."""
+    from absl import app
+
+    def one_line(message) -> None:
+        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        sys.exit(2)
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as exc:
+            one_line(exc)
+
+    def guarded(argv):
+        if len(argv) > 1:
+            one_line(f"unexpected arguments {argv[1:]}")
+        try:
+            main(argv)
+        except errors as exc:
+            one_line(exc)
+
+    app.run(guarded, flags_parser=parse)
+
+
 def define_training_flags(models: tuple[str, ...], default_model: str) -> None:
     """Define --model/--data/--workdir/--profile/--overwrite and one flag per configuration field."""
     flags.DEFINE_enum("model", default_model, list(models), "Which model to train.")

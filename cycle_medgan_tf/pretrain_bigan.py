@@ -6,18 +6,14 @@ The data are a store of CT slices (``make_default --task=bigan_ct``); the result
 
 from __future__ import annotations
 
-from absl import app
-
-from cycle_medgan_tf.cli import define_training_flags, fail
-from cycle_medgan_tf.train import run_cli
+from cycle_medgan_tf.cli import define_training_flags, run_app
+from cycle_medgan_tf.train import train_cli
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]}")
-    run_cli("bigan")
+    train_cli("bigan")
 
 
 if __name__ == "__main__":
     define_training_flags(("bigan",), "bigan")
-    app.run(main)
+    run_app(main, prog="cycle_medgan_tf.pretrain_bigan")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from cycle_medgan_tf.cli import FLAGS, config_from_flags, define_training_flags, fail
+from cycle_medgan_tf.cli import FLAGS, config_from_flags, define_training_flags, fail, run_app
 
 TRAINER_MODELS = ("cyclegan", "cycle_medgan", "unit")
 
@@ -39,7 +39,7 @@ flags.DEFINE_integer("max_steps_this_run", None, "Stop (with a checkpoint) after
                      "command continues later. For time-limited or preemptible machines.", lower_bound=1)
 
 
-def run_cli(model: str) -> None:
+def train_cli(model: str) -> None:
     """Shared body of the train and pretrain_bigan commands."""
     from absl import logging
 
@@ -70,11 +70,9 @@ def run_cli(model: str) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]}")
-    run_cli(FLAGS.model)
+    train_cli(FLAGS.model)
 
 
 if __name__ == "__main__":
     define_training_flags(TRAINER_MODELS, "cycle_medgan")
-    app.run(main)
+    run_app(main, prog="cycle_medgan_tf.train")

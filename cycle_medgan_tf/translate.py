@@ -23,8 +23,8 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.data import volumes
-from cycle_medgan_tf.data.prepare import run_cli
 from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range, write_store
 from cycle_medgan_tf.data.volumes import Volume, VolumeError
 from cycle_medgan_tf.export import ExportError, load_translator, read_manifest
@@ -238,5 +238,5 @@ def main(argv) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported later, by load_translator
     _define_flags()
-    run_cli(main, errors=(TranslateError, VolumeError, StoreError, ExportError, OSError),
+    run_app(main, errors=(TranslateError, VolumeError, StoreError, ExportError, OSError),
             prog="cycle_medgan_tf.translate")

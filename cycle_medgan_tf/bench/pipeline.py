@@ -9,9 +9,9 @@ import os
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 
-from cycle_medgan_tf.cli import fail
+from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "HDF5 slice store.")
@@ -53,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, prog="cycle_medgan_tf.bench.pipeline")

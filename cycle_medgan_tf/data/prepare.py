@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.data import volumes
 from cycle_medgan_tf.data.store import StoreError, write_store
 from cycle_medgan_tf.data.volumes import VolumeError
@@ -321,33 +322,6 @@ def prepare_store(out, *, task: str, domain_a: str, domain_b: str, train_a: Sequ
 
 # ---------------------------------------------------------------------------------------- command line
 
-def run_cli(main: Callable[[list[str]], None], errors: tuple[type[BaseException], ...] = (),
-            prog: str = "cycle_medgan_tf") -> None:
-    """``absl.app.run(main)`` where bad flags and the given error types print one line ``PROG: error: ...``
-    on stderr and exit with status 2."""
-    from absl import app, flags
-
-    def fail(message: str) -> None:
-        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
-        sys.exit(2)
-
-    def parse(argv):
-        try:
-            return flags.FLAGS(argv)
-        except flags.Error as exc:
-            fail(exc)
-
-    def guarded(argv):
-        if len(argv) > 1:
-            fail(f"unexpected arguments {argv[1:]}")
-        try:
-            main(argv)
-        except errors as exc:
-            fail(exc)
-
-    app.run(guarded, flags_parser=parse)
-
-
 def _define_flags() -> None:
     from absl import flags
 
@@ -383,4 +357,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    run_cli(main, errors=(PrepareError, VolumeError, StoreError, OSError), prog="cycle_medgan_tf.data.prepare")
+    run_app(main, errors=(PrepareError, VolumeError, StoreError, OSError), prog="cycle_medgan_tf.data.prepare")
