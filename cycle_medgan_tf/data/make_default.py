@@ -1,0 +1,182 @@
+"""Generate a default dataset (SPEC 2.2) into a format-v1 slice store; no download needed.
+
+    python -m cycle_medgan_tf.data.make_default --task=pet_ct|mr_motion|bigan_ct --size=64|128|256 \\
+        --out=FILE [--subjects=12 --slices=16 --seed=0 --workers=N --preview=FILE.png --overwrite]
+
+Realistic, deterministic stand-ins built from the MNI ICBM152 2009a template (see
+``cycle_medgan_tf/data/synth``): per-subject warped anatomy with skull and scalp, then FDG-PET and CT
+(``pet_ct``), motion-corrupted and motion-free T1 MR (``mr_motion``), or CT of a separate cohort for the
+feature extractor (``bigan_ct``). Subjects split into train A / train B / validation as
+``cycle_medgan_tf.data.synth.tasks.split_subjects`` says (12 -> 5 / 5 / 2), with disjoint subjects in
+each split and paired validation rows. Output is identical (same bytes) for any ``--workers``.
+
+Python: :func:`make_default` writes a file, :func:`ensure_default` generates into the cache
+(``$CYCLE_MEDGAN_CACHE``, default ``~/.cache/cycle_medgan_tf``) only when missing, :func:`default_cache_path`
+says where.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+from cycle_medgan_tf.data.store import StoreError, write_store
+from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
+from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, SIZES, TASKS, generate_subject,
+                                              split_subjects, store_attributes, subject_id)
+
+MAX_SUBJECTS = 1000
+MAX_SLICES = 160
+_JOB_COST = {"val": 2, "A": 1, "B": 1}
+
+
+class DefaultDataError(ValueError):
+    """Bad arguments for default-data generation; the message is meant for the user."""
+
+
+def _check(task: str, size: int, subjects: int, slices: int, seed: int, workers) -> None:
+    if task not in TASKS:
+        raise DefaultDataError(f"unknown task {task!r}; choose one of {', '.join(sorted(TASKS))}")
+    if size not in SIZES:
+        raise DefaultDataError(f"size must be one of {', '.join(map(str, SIZES))}, got {size}")
+    if not 3 <= subjects <= MAX_SUBJECTS:
+        raise DefaultDataError(f"subjects must be between 3 and {MAX_SUBJECTS}, got {subjects}")
+    if not 1 <= slices <= MAX_SLICES:
+        raise DefaultDataError(f"slices must be between 1 and {MAX_SLICES}, got {slices}")
+    if seed < 0:
+        raise DefaultDataError(f"seed must be >= 0, got {seed}")
+    if workers is not None and workers < 1:
+        raise DefaultDataError(f"workers must be >= 1, got {workers}")
+
+
+def _run_job(job: tuple) -> tuple[int, dict[str, np.ndarray]]:
+    position, (task, index, role, size, slices, seed) = job
+    return position, generate_subject(task, index, role, size, slices, seed)
+
+
+def _default_workers(n_jobs: int) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_jobs))
+
+
+def generate_images(task: str, size: int, subjects: int = 12, slices: int = 16, seed: int = 0,
+                    workers: int | None = None) -> dict:
+    """All images of a default dataset as keyword arguments for :func:`write_store` (no file written)."""
+    _check(task, size, subjects, slices, seed, workers)
+    split = split_subjects(subjects)
+    jobs = [(task, index, role, size, slices, seed) for role in ("A", "B", "val") for index in split[role]]
+    workers = workers or _default_workers(len(jobs))
+    # Longest jobs first for load balance; results are put back by position, so order never matters.
+    order = sorted(range(len(jobs)), key=lambda i: -_JOB_COST[jobs[i][2]])
+    results: list = [None] * len(jobs)
+    if workers == 1:
+        for i in order:
+            results[i] = _run_job((i, jobs[i]))[1]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(jobs))) as pool:
+            for i, images in pool.imap_unordered(_run_job, [(i, jobs[i]) for i in order]):
+                results[i] = images
+    by_role: dict[str, list] = {"A": [], "B": [], "val": []}
+    for (_, index, role, *_rest), images in zip(jobs, results):
+        by_role[role].append((index, images))
+
+    def stack(role: str, domain: str):
+        return np.concatenate([images[domain] for _, images in by_role[role]])
+
+    def ids(role: str, domain: str):
+        return [subject_id(task, index) for index, images in by_role[role] for _ in range(len(images[domain]))]
+
+    spec = TASKS[task]
+    return dict(task=task, domain_a=spec.domain_a, domain_b=spec.domain_b,
+                pixel_spacing_mm=BUILD_SIZE * BUILD_PIXEL_MM / size,
+                train_a=stack("A", "A"), train_a_subjects=ids("A", "A"),
+                train_b=stack("B", "B"), train_b_subjects=ids("B", "B"),
+                val_a=stack("val", "A"), val_b=stack("val", "B"), val_subjects=ids("val", "A"),
+                window_a=spec.window_a, window_b=spec.window_b,
+                extra_attrs=store_attributes(task, seed, subjects, slices))
+
+
+def make_default(task: str, size: int, out, subjects: int = 12, slices: int = 16, seed: int = 0,
+                 workers: int | None = None, overwrite: bool = False) -> str:
+    """Generate a default dataset and write it as a format-v1 store at ``out``; returns the path."""
+    out = os.fspath(out)
+    _check(task, size, subjects, slices, seed, workers)
+    if os.path.isdir(out):
+        raise DefaultDataError(f"{out} is a directory; --out must be a file path")
+    if os.path.exists(out) and not overwrite:
+        raise DefaultDataError(f"{out} already exists (use --overwrite to replace it)")
+    arrays = generate_images(task, size, subjects, slices, seed, workers)
+    return write_store(out, overwrite=overwrite, **arrays)
+
+
+def cache_dir() -> str:
+    """Directory for cached default datasets: ``$CYCLE_MEDGAN_CACHE`` or ``~/.cache/cycle_medgan_tf``."""
+    return os.path.expanduser(os.environ.get("CYCLE_MEDGAN_CACHE") or "~/.cache/cycle_medgan_tf")
+
+
+def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = 12, slices: int = 16) -> str:
+    """Where :func:`ensure_default` keeps the dataset with these settings (the generator version is part
+    of the name, so a changed generator never reuses stale files)."""
+    _check(task, size, subjects, slices, seed, None)
+    name = f"{task}_{size}px_{subjects}subj_{slices}sl_seed{seed}_v{GENERATOR_VERSION}.h5"
+    return os.path.join(cache_dir(), "default", name)
+
+
+def ensure_default(task: str, size: int, seed: int = 0, subjects: int = 12, slices: int = 16,
+                   workers: int | None = None) -> str:
+    """Path of the cached default dataset, generating it first if it is not there yet."""
+    path = default_cache_path(task, size, seed, subjects, slices)
+    if not os.path.exists(path):
+        # Deterministic content: a concurrent writer produces the same bytes, so replacing is harmless.
+        make_default(task, size, path, subjects, slices, seed, workers, overwrite=True)
+    return path
+
+
+def _define_flags() -> None:
+    from absl import flags
+
+    flags.DEFINE_string("task", None, f"Dataset: {', '.join(sorted(TASKS))}.")
+    flags.DEFINE_integer("size", 128, f"Slice size in pixels over a 256 mm field: {', '.join(map(str, SIZES))}.")
+    flags.DEFINE_string("out", None, "Output HDF5 slice store.")
+    flags.DEFINE_integer("subjects", 12, "Number of subjects (split train A / train B / validation).")
+    flags.DEFINE_integer("slices", 16, "Axial slices per subject (MNI z -14..66 mm).")
+    flags.DEFINE_integer("seed", 0, "Random seed; each subject draws from (seed, task, subject).")
+    flags.DEFINE_integer("workers", None, "Worker processes (default: available cores); output does not "
+                         "depend on it.")
+    flags.DEFINE_string("preview", None, "Also write a PNG of some validation pairs here.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
+
+def main(argv) -> None:
+    """Command-line entry point (flags as in the module docstring)."""
+    from absl import flags
+
+    f = flags.FLAGS
+    if not f.task:
+        raise DefaultDataError(f"--task is required ({', '.join(sorted(TASKS))})")
+    if not f.out:
+        raise DefaultDataError("--out is required")
+    if f.preview and os.path.exists(f.preview) and not f.overwrite:
+        raise DefaultDataError(f"{f.preview} already exists (use --overwrite to replace it)")
+    if f.preview and not os.path.isdir(os.path.dirname(os.path.abspath(f.preview))):
+        raise DefaultDataError(f"the directory of --preview={f.preview} does not exist")
+    start = time.perf_counter()
+    path = make_default(f.task, f.size, f.out, f.subjects, f.slices, f.seed, f.workers, f.overwrite)
+    print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
+    if f.preview:
+        from cycle_medgan_tf.data.synth.preview import save_preview
+        print(f"wrote {save_preview(path, f.preview)}")
+
+
+if __name__ == "__main__":
+    from cycle_medgan_tf.cli import run_app
+
+    _define_flags()
+    run_app(main, errors=(DefaultDataError, StoreError, OSError), prog="cycle_medgan_tf.data.make_default")
