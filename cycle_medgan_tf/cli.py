@@ -80,11 +80,11 @@ def config_from_flags() -> TrainConfig:
         if field.name in _SKIP or FLAGS[field.name].value is None:
             continue
         value = FLAGS[field.name].value
-        if field.name == "feature_layer_weights":
+        if field.type in ("list", list):
             try:
                 value = [float(v) for v in value]
             except ValueError:
-                fail(f"--feature_layer_weights must be comma-separated numbers, got {value}")
+                fail(f"--{field.name} must be comma-separated numbers, got {','.join(value)}")
         overrides[field.name] = value
     try:
         return resolve_config(FLAGS.model, FLAGS.profile, overrides)

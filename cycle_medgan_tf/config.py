@@ -38,7 +38,8 @@ class TrainConfig:
     lambda_cycle: float = 10.0
     lambda_cp: float = 0.0            # cycle-perceptual weight (Cycle-MedGAN)
     lambda_cs: float = 0.0            # cycle-style weight (Cycle-MedGAN)
-    feature_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])
+    perceptual_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])   # per phi_i
+    style_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])        # per phi_i
     extractor: str = ""               # feature-extractor weights; "" = the shipped BiGAN extractor
     # UNIT losses (taki0112 defaults)
     unit_gan_weight: float = 10.0
@@ -128,8 +129,9 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("lambda_cycle", "lambda_cp", "lambda_cs", "unit_gan_weight", "unit_recon_weight",
                  "unit_cycle_weight", "unit_kl_weight", "unit_kl_cycle_weight"):
         need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
-    need(len(cfg.feature_layer_weights) > 0 and all(w >= 0 for w in cfg.feature_layer_weights),
-         "feature_layer_weights must be non-negative numbers")
+    for name in ("perceptual_layer_weights", "style_layer_weights"):
+        weights = getattr(cfg, name)
+        need(len(weights) > 0 and all(w >= 0 for w in weights), f"{name} must be non-negative numbers")
     for name in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     need(cfg.precision in ("float32", "mixed_bfloat16", "mixed_float16"),

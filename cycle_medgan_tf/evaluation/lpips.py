@@ -12,16 +12,17 @@ Weights come from ``checkpoints/lpips_alexnet_v0.1.npz`` (made by ``scripts/conv
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from cycle_medgan_tf.weights import WeightsError, checkpoints_dir, sha256_file
+
 WEIGHTS_SHA256 = "39d397b364455c677df15c27393039b752c60ed484ae0fe078303601684db58f"
 WEIGHTS_ENV = "CYCLE_MEDGAN_LPIPS_WEIGHTS"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "checkpoints" / "lpips_alexnet_v0.1.npz"
+DEFAULT_WEIGHTS = Path(checkpoints_dir()) / "lpips_alexnet_v0.1.npz"
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 NORM_EPS = 1e-10
@@ -30,7 +31,7 @@ ALEXNET_CONVS = ((64, 11, 4, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, Tru
                  (256, 3, 1, 1, False), (256, 3, 1, 1, False))
 
 
-class LPIPSWeightsError(Exception):
+class LPIPSWeightsError(WeightsError):
     """The LPIPS weight archive is missing, corrupt or not the expected file."""
 
 
@@ -39,21 +40,13 @@ def weights_path() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_weights(path=None) -> dict[str, np.ndarray]:
     """Read and verify the archive: conv{1..5}_kernel (HWIO), conv{1..5}_bias, lin{0..4}_kernel (channels,)."""
     path = Path(path) if path is not None else weights_path()
     hint = "create it with scripts/convert_lpips_weights.py (see checkpoints/README.md)"
     if not path.is_file():
         raise LPIPSWeightsError(f"LPIPS weights not found at {path}; {hint}")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:
         raise LPIPSWeightsError(f"LPIPS weights at {path} are corrupt or not the v0.1 AlexNet archive "
                                 f"(SHA-256 {digest}, expected {WEIGHTS_SHA256}); {hint}")

@@ -38,17 +38,19 @@ class CycleTrainer(Trainer):
         if self.use_features:
             from cycle_medgan_tf.models.pretrained import load_feature_extractor
             self.extractor = load_feature_extractor(cfg.extractor or None)
-            self.layer_weights = [float(w) for w in cfg.feature_layer_weights]
-            if len(self.layer_weights) != len(self.extractor.outputs):
-                raise ValueError(f"feature_layer_weights has {len(self.layer_weights)} entries but the extractor "
-                                 f"has {len(self.extractor.outputs)} feature layers")
+            self.perceptual_weights = [float(w) for w in cfg.perceptual_layer_weights]
+            self.style_weights = [float(w) for w in cfg.style_layer_weights]
+            for name, weights in (("perceptual", self.perceptual_weights), ("style", self.style_weights)):
+                if len(weights) != len(self.extractor.outputs):
+                    raise ValueError(f"{name}_layer_weights has {len(weights)} entries but the extractor has "
+                                     f"{len(self.extractor.outputs)} feature layers")
 
     def feature_losses(self, real, reconstructed) -> tuple[tf.Tensor, tf.Tensor]:
         """(cycle-perceptual, cycle-style) between one domain's inputs and their cycle reconstructions."""
         features_real = [tf.stop_gradient(f) for f in self.extractor(real, training=False)]
         features_rec = self.extractor(reconstructed, training=False)
-        return (losses.cycle_perceptual_loss(features_real, features_rec, self.layer_weights),
-                losses.cycle_style_loss(features_real, features_rec, self.layer_weights))
+        return (losses.cycle_perceptual_loss(features_real, features_rec, self.perceptual_weights),
+                losses.cycle_style_loss(features_real, features_rec, self.style_weights))
 
     def generator_losses(self, a, b) -> tuple[dict, tf.Tensor, tf.Tensor]:
         """All generator-side losses for one batch, plus this step's fakes (for the pools)."""
