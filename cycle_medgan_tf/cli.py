@@ -20,14 +20,13 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def run_app(main, errors: tuple = (), prog: str = "cycle_medgan_tf") -> None:
-    """``absl.app.run(main)`` where bad flags and the given error types print one line ``PROG: error: ...``
-    on stderr and exit with status 2 (absl alone exits 1 on a flag error)."""
+def run_app(main, errors: tuple = ()) -> None:
+    """``absl.app.run(main)`` where bad flags and the given error types print one line ``error: ...`` on stderr
+    and exit with status 2 (absl alone exits 1 on a flag error)."""
     from absl import app
 
     def one_line(message) -> None:
-        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
-        sys.exit(2)
+        fail(" ".join(str(message).split()))
 
     def parse(argv):
         try:
@@ -39,7 +38,7 @@ def run_app(main, errors: tuple = (), prog: str = "cycle_medgan_tf") -> None:
         if len(argv) > 1:
             one_line(f"unexpected arguments {argv[1:]}")
         try:
-            main(argv)
+            return main(argv)
         except errors as exc:
             one_line(exc)
 

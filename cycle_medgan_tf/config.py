@@ -56,6 +56,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     precision: str = "float32"
     jit: bool = False
+    skip_nonfinite: bool = False      # skip (undo) a step with a NaN/Inf loss instead of stopping the run
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -17,12 +17,12 @@ both: blur then the same noise), which checks the metrics end to end without any
 from __future__ import annotations
 
 import os
-import sys
 from typing import Mapping, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.data.store import StoreError, open_store, to_model_range
 from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.evaluation import report
@@ -260,31 +260,15 @@ def _write_figure(out, inputs, target, predictions, per_slice, subjects, source,
                 input_metrics=IDENTITY_ROW if IDENTITY_ROW in per_slice else None)
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing that reports a bad command line in one line on stderr with exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str]) -> int:
     """Command-line entry point (see the module docstring)."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
-    try:
-        if not FLAGS.data:
-            raise EvaluationError("--data is required (an HDF5 slice store)")
-        if not FLAGS.out:
-            raise EvaluationError("--out is required (an output directory)")
-        results = evaluate(FLAGS.data, parse_runs(FLAGS.runs), FLAGS.out, direction=FLAGS.direction,
-                           max_slices=FLAGS.max_slices, identity=FLAGS.identity, degrade=FLAGS.degrade,
-                           batch_size=FLAGS.batch_size, fig_rows=FLAGS.fig_rows, overwrite=FLAGS.overwrite)
-    except EvaluationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if not FLAGS.data:
+        raise EvaluationError("--data is required (an HDF5 slice store)")
+    if not FLAGS.out:
+        raise EvaluationError("--out is required (an output directory)")
+    results = evaluate(FLAGS.data, parse_runs(FLAGS.runs), FLAGS.out, direction=FLAGS.direction,
+                       max_slices=FLAGS.max_slices, identity=FLAGS.identity, degrade=FLAGS.degrade,
+                       batch_size=FLAGS.batch_size, fig_rows=FLAGS.fig_rows, overwrite=FLAGS.overwrite)
     print(render_markdown([results]), end="")
     print(f"wrote {', '.join(report.OUTPUT_FILES)} to {FLAGS.out}")
     return 0
@@ -292,4 +276,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    run_app(main, errors=(EvaluationError,))

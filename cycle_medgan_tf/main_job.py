@@ -148,4 +148,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    run_app(main, prog="cycle_medgan_tf.main_job")
+    run_app(main)

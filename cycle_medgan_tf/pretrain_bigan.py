@@ -16,4 +16,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_training_flags(("bigan",), "bigan")
-    run_app(main, prog="cycle_medgan_tf.pretrain_bigan")
+    run_app(main)

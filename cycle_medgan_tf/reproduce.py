@@ -86,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_app(main, prog="cycle_medgan_tf.reproduce")
+    run_app(main)

@@ -75,4 +75,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_training_flags(TRAINER_MODELS, "cycle_medgan")
-    run_app(main, prog="cycle_medgan_tf.train")
+    run_app(main)

@@ -238,5 +238,4 @@ def main(argv) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported later, by load_translator
     _define_flags()
-    run_app(main, errors=(TranslateError, VolumeError, StoreError, ExportError, OSError),
-            prog="cycle_medgan_tf.translate")
+    run_app(main, errors=(TranslateError, VolumeError, StoreError, ExportError, OSError))

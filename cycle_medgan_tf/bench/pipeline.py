@@ -53,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_app(main, prog="cycle_medgan_tf.bench.pipeline")
+    run_app(main)

@@ -179,4 +179,4 @@ if __name__ == "__main__":
     from cycle_medgan_tf.cli import run_app
 
     _define_flags()
-    run_app(main, errors=(DefaultDataError, StoreError, OSError), prog="cycle_medgan_tf.data.make_default")
+    run_app(main, errors=(DefaultDataError, StoreError, OSError))

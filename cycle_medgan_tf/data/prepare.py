@@ -357,4 +357,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    run_app(main, errors=(PrepareError, VolumeError, StoreError, OSError), prog="cycle_medgan_tf.data.prepare")
+    run_app(main, errors=(PrepareError, VolumeError, StoreError, OSError))

@@ -9,9 +9,10 @@ print one line on stderr and exit with status 2.
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from cycle_medgan_tf.cli import fail, run_app
 
 MODEL_NAMES = ("cyclegan", "cycle_medgan", "bigan", "unit")  # mirrors registry.MODEL_NAMES
 MIN_SIZE = 8
@@ -41,24 +42,6 @@ def flag_problem(model, size, channels):
     return None
 
 
-def _parse_flags(argv):
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as error:
-        _fail(str(error).splitlines()[0])
-    if len(rest) > 1:
-        _fail(f"unexpected arguments: {' '.join(rest[1:])}")
-    problem = flag_problem(FLAGS.model, FLAGS.size, FLAGS.channels)
-    if problem:
-        _fail(problem)
-    return rest
-
-
-def _fail(message):
-    sys.stderr.write(f"summary: error: {message}\n")
-    sys.exit(2)
-
-
 def parameter_summary(model, size, channels):
     """{"model": ..., "parts": {part: n_params}, "total": n} for the given model family."""
     from cycle_medgan_tf.models.bigan import build_feature_extractor
@@ -72,9 +55,12 @@ def parameter_summary(model, size, channels):
 
 def main(argv):
     del argv
+    problem = flag_problem(FLAGS.model, FLAGS.size, FLAGS.channels)
+    if problem:
+        fail(problem)
     print(json.dumps(parameter_summary(FLAGS.model, FLAGS.size, FLAGS.channels)))
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main, flags_parser=_parse_flags)
+    run_app(main)

@@ -5,11 +5,17 @@ subclass that builds its networks and optimisers and defines one train step; thi
 (models, optimisers, step and history pools via ``tf.train.CheckpointManager``; all randomness is stateless and
 keyed by (seed, step), so the step is the whole RNG state), ``metrics.jsonl``, TensorBoard logs in ``tb/``,
 image grids in ``samples/`` and the exported inference models in ``export/``.
+
+Faults: a resume restores the newest *readable* checkpoint (an unreadable one, e.g. from a disk fault or a kill
+while it was written, is named in a warning and the previous one is used); a non-finite loss stops the run
+(:class:`TrainingError`) or, with ``skip_nonfinite``, the step is undone from an in-memory copy of every
+checkpointed variable taken before it, and training goes on with the next batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -138,6 +144,25 @@ class Trainer:
                     pixel_spacing_mm=self.info.pixel_spacing_mm * self.info.store_size / self.cfg.image_size,
                     trained_steps=int(self.step.numpy()))
 
+    def state_variables(self) -> list:
+        """Every variable the checkpoint holds (models, optimisers, pools), each once."""
+        seen, out = set(), []
+        for obj in self.trackables().values():
+            for v in [obj] if isinstance(obj, tf.Variable) else getattr(obj, "variables", []):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
+    def snapshot(self) -> list:
+        """The current values of :meth:`state_variables` (cheap: TensorFlow copies a buffer only when a step
+        later writes to it)."""
+        return [tf.identity(v) for v in self.state_variables()]
+
+    def restore_snapshot(self, values: list) -> None:
+        for v, value in zip(self.state_variables(), values):
+            v.assign(value)
+
     def export(self, workdir: str) -> str:
         from cycle_medgan_tf.export import export_translators
         return export_translators(workdir, self.export_models(), self.manifest())
@@ -145,8 +170,12 @@ class Trainer:
 
 # ---- the run loop ---------------------------------------------------------------------------------------------
 
+RUN_CONTROL_FIELDS = ("skip_nonfinite",)   # may change between a run and its resume
+
+
 def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
-    """Create the work directory, or accept it for resuming when its config matches; refuse otherwise."""
+    """Create the work directory, or accept it for resuming when its config matches (``RUN_CONTROL_FIELDS``
+    aside); refuse otherwise."""
     path = os.path.join(cfg.workdir, "config.json")
     if os.path.exists(path):
         try:
@@ -155,6 +184,9 @@ def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
         except (OSError, ValueError):
             previous = None
         current = json.loads(cfg.to_json())
+        if isinstance(previous, dict):
+            previous = {k: v for k, v in previous.items() if k not in RUN_CONTROL_FIELDS}
+        current = {k: v for k, v in current.items() if k not in RUN_CONTROL_FIELDS}
         if previous != current:
             if not overwrite:
                 changed = sorted(k for k in set(current) | set(previous or {})
@@ -197,6 +229,51 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def _checkpoint_number(prefix: str) -> int:
+    try:
+        return int(prefix.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def _checkpoint_manager(checkpoint, directory: str, keep: int, log) -> tf.train.CheckpointManager:
+    """A CheckpointManager; an unreadable ``checkpoint`` state file is set aside (renamed ``checkpoint.unreadable``)
+    so that the checkpoints themselves are still found by :func:`_restore_newest`."""
+    state = os.path.join(directory, "checkpoint")
+    try:
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
+    except Exception as exc:  # a damaged state file raises UnicodeDecodeError, OpError, ...
+        if not os.path.isfile(state):
+            raise TrainingError(f"cannot use checkpoint directory {directory}: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from exc
+        os.replace(state, state + ".unreadable")
+        log(f"warning: {state} is unreadable ({type(exc).__name__}); moved to {state}.unreadable")
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
+
+
+def _restore_newest(checkpoint, manager, log) -> str | None:
+    """Restore the newest readable checkpoint: those the manager lists plus any ``ckpt-N.index`` on disk (the
+    state file may be stale or damaged), newest first. Returns its path, ``None`` when there is none; raises
+    :class:`TrainingError` if there are checkpoints but none can be restored (nothing is deleted)."""
+    found = {p[:-len(".index")] for p in glob.glob(os.path.join(glob.escape(manager.directory), "ckpt-*.index"))}
+    candidates = sorted(set(manager.checkpoints) | found, key=_checkpoint_number, reverse=True)
+    failures = []
+    for path in candidates:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as exc:  # TensorFlow raises OpError, IndexError, AssertionError, ... for a bad file
+            message = (str(exc).strip().splitlines() or [""])[0][:200]
+            failures.append(f"{os.path.basename(path)} ({type(exc).__name__}: {message})")
+            continue
+        if failures:
+            log(f"warning: skipped unreadable checkpoint(s) {'; '.join(failures)}; using {path}")
+        return path
+    if failures:
+        raise TrainingError(f"no checkpoint in {manager.directory} can be restored: {'; '.join(failures)}; "
+                            "repair or remove them, or use --overwrite to start afresh")
+    return None
+
+
 def _write_grid(workdir: str, step: int, grid: np.ndarray, writer) -> None:
     image = np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -216,15 +293,12 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     prepare_workdir(cfg, overwrite)
     trainer = trainer_cls(cfg, info)
     checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(cfg.workdir, "checkpoints"),
-                                         max_to_keep=cfg.keep_checkpoints)
-    if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as exc:
-            raise TrainingError(f"cannot restore {manager.latest_checkpoint}: {exc}") from exc
-        log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({manager.latest_checkpoint})")
+    manager = _checkpoint_manager(checkpoint, os.path.join(cfg.workdir, "checkpoints"), cfg.keep_checkpoints, log)
+    last_good = _restore_newest(checkpoint, manager, log)
+    if last_good:
+        log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({last_good})")
     start = int(trainer.step.numpy())
+    skipped = 0
     total = trainer.total_steps
     writer = tf.summary.create_file_writer(os.path.join(cfg.workdir, "tb"))
     metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
@@ -241,22 +315,31 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
             for a, b in data:
                 if step >= total:
                     break
+                before = trainer.snapshot() if cfg.skip_nonfinite else None
                 losses = {k: float(v) for k, v in trainer._compiled_step(a, b, tf.constant(step, tf.int64)).items()}
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
+                if bad and before is None:
                     raise TrainingError(f"non-finite loss {bad[0]}={losses[bad[0]]} at step {step + 1}; the last good "
-                                        f"checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}")
+                                        f"checkpoint is {last_good or 'none (no checkpoint yet)'}; --skip_nonfinite "
+                                        "skips such batches")
+                if bad:
+                    trainer.restore_snapshot(before)
+                    skipped += 1
+                    log(f"[{cfg.model}] warning: non-finite loss {bad[0]}={losses[bad[0]]} at step {step + 1}; "
+                        "batch skipped, the step's updates undone")
                 step += 1
                 trainer.step.assign(step)
-                n_window += 1
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                progress.update(step, losses)
+                if not bad:
+                    n_window += 1
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    progress.update(step, losses)
                 if step % cfg.log_every == 0 or step == total:
                     now = time.monotonic()
                     record = dict(step=step, time_s=round(now - t_start, 3),
                                   sec_per_step=round((now - t_window) / max(n_window, 1), 4),
-                                  lr=trainer.learning_rate(), **{k: v / n_window for k, v in sums.items()})
+                                  lr=trainer.learning_rate(), **{k: v / n_window for k, v in sums.items()},
+                                  **({"skipped_steps": skipped} if skipped else {}))
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                     with writer.as_default(step=step):
@@ -267,7 +350,7 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                 if step % cfg.image_every == 0 or step == total:
                     _write_grid(cfg.workdir, step, trainer.sample_grid(a, b), writer)
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    manager.save(checkpoint_number=step)
+                    last_good = manager.save(checkpoint_number=step)
                 if max_new_steps is not None and step - start >= max_new_steps and step < total:
                     manager.save(checkpoint_number=step)
                     progress.close()
@@ -284,7 +367,9 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                     return dict(summary, status="interrupted", signal=name, step=step)
         progress.close()
         summary["train_seconds"] = round(time.monotonic() - t_start, 2)
-        log(f"[{cfg.model}] trained {step - start} steps in {format_duration(summary['train_seconds'])}")
+        summary["skipped_steps"] = skipped
+        log(f"[{cfg.model}] trained {step - start} steps in {format_duration(summary['train_seconds'])}"
+            + (f" ({skipped} skipped for non-finite losses)" if skipped else ""))
     writer.flush()
     final_step = int(trainer.step.numpy())
     if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != final_step:
