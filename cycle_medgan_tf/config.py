@@ -73,8 +73,11 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "cyclegan": dict(lr=2e-4, beta1=0.5, beta2=0.999, lambda_cycle=10.0, lambda_cp=0.0, lambda_cs=0.0,
                      decay_start=0.5, pool_size=50),
     # Same machinery plus the two cycle feature losses; weights chosen by the measurement in docs/LOSS_WEIGHTS.md.
-    "cycle_medgan": dict(lr=2e-4, beta1=0.5, beta2=0.999, lambda_cycle=10.0, lambda_cp=1.0, lambda_cs=1.0,
-                         decay_start=0.5, pool_size=50),
+    # Per-layer weights equalise each phi_i's generator-gradient norm at initialisation (shipped extractor);
+    # lambda_cp / lambda_cs then give each loss about half the adversarial gradient norm.
+    "cycle_medgan": dict(lr=2e-4, beta1=0.5, beta2=0.999, lambda_cycle=10.0, lambda_cp=1.8, lambda_cs=1.0,
+                         perceptual_layer_weights=[30.0, 18.0, 5.0, 1.0],
+                         style_layer_weights=[1.3e6, 3.8e4, 300.0, 1.0], decay_start=0.5, pool_size=50),
     # taki0112/UNIT-Tensorflow: Adam 1e-4, betas (0.5, 0.999), no decay, no pool.
     "unit": dict(lr=1e-4, beta1=0.5, beta2=0.999, decay_start=1.0, pool_size=0),
     # BiGAN pre-training (Donahue et al.): Adam 2e-4 / 0.5.

@@ -5,7 +5,8 @@ weights of the cycle-perceptual and cycle-style losses (docs/LOSS_WEIGHTS.md).
 
 For freshly initialised networks (several seeds) and real batches, it prints one JSON line with the mean value and
 the mean gradient norm (over all generator variables) of: the adversarial terms, the weighted cycle L1, and the
-unweighted cycle-perceptual and cycle-style losses per feature layer. A weight lambda makes a term "matter without
+unweighted cycle-perceptual and cycle-style losses per feature layer, and both losses with the configured per-layer
+weights (before lambda_cp / lambda_cs). A weight lambda makes a term "matter without
 dominating" when lambda x its gradient norm is comparable to the adversarial gradient norm.
 """
 
@@ -58,6 +59,10 @@ def measure(trainer: CycleTrainer, a, b) -> dict:
             terms[f"style_phi{i + 1}"] = losses.cycle_style_loss(fa, ra, w) + losses.cycle_style_loss(fb, rb, w)
         terms["perceptual_sum"] = tf.add_n([terms[f"perceptual_phi{i + 1}"] for i in range(len(fa))])
         terms["style_sum"] = tf.add_n([terms[f"style_phi{i + 1}"] for i in range(len(fa))])
+        pw, sw = trainer.cfg.perceptual_layer_weights, trainer.cfg.style_layer_weights
+        terms["perceptual_layer_weighted"] = (losses.cycle_perceptual_loss(fa, ra, pw)
+                                              + losses.cycle_perceptual_loss(fb, rb, pw))
+        terms["style_layer_weighted"] = losses.cycle_style_loss(fa, ra, sw) + losses.cycle_style_loss(fb, rb, sw)
     out = {k: (float(v), _grad_norm(tape, v, variables)) for k, v in terms.items()}
     del tape
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from cycle_medgan_tf.weights import WeightsError, checkpoints_dir, sha256_file, verified_npz  # noqa: F401
 
 SHIPPED_EXTRACTOR = "bigan_ct_extractor.npz"
-SHIPPED_EXTRACTOR_SHA256 = "PENDING"
+SHIPPED_EXTRACTOR_SHA256 = "41d88f3928ce5abdec6d1c3aea0f59862238498a295dd4489c803c4cb2bf8303"
 
 
 def save_extractor_weights(path: str, weights: list, meta: dict) -> str:
