@@ -62,7 +62,7 @@ def train_cli(model: str) -> None:
         summary = run_training(trainer_class(model), cfg, overwrite=FLAGS.overwrite,
                                log=lambda m: print(m, file=sys.stderr, flush=True),
                                max_new_steps=FLAGS.max_steps_this_run)
-    except (TrainingError, WeightsError) as exc:
+    except (TrainingError, WeightsError, ValueError) as exc:
         fail(str(exc), code=3 if "non-finite" in str(exc) else 2)
     if summary["status"] == "interrupted":
         sys.exit(130 if summary["signal"] == "SIGINT" else 143)

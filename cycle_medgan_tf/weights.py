@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 
 import numpy as np
 
@@ -46,5 +47,5 @@ def verified_npz(path: str, expected_sha256: str | None) -> dict:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read {path}: {exc}") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc

@@ -82,7 +82,7 @@ def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_p
 
     def final_weights(run):
         reader = tf.train.load_checkpoint(str(tmp_path / run / "checkpoints"))
-        names = [n for n, _ in tf.train.list_variables(str(tmp_path / run / "checkpoints")) if "OPTIMIZER_SLOT" not in n]
+        names = [n for n, _ in tf.train.list_variables(str(tmp_path / run / "checkpoints"))]   # weights and Adam state
         skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")
         return {n: reader.get_tensor(n) for n in names if n not in skip}
 

@@ -55,6 +55,8 @@ def _check_window(name: str, window: Sequence[float]) -> tuple[float, float]:
         raise StoreError(f"{name} must be a pair (lo, hi) of numbers, got {window!r}") from exc
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         raise StoreError(f"{name} must satisfy lo < hi with finite values, got [{lo}, {hi}]")
+    if max(abs(lo), abs(hi)) > 1e12 or np.float32(hi) <= np.float32(lo):
+        raise StoreError(f"{name} [{lo}, {hi}] is not a plausible intensity window")
     return lo, hi
 
 

@@ -18,6 +18,7 @@ from cycle_medgan_tf.data.store import DOMAINS, FORMAT_NAME, FORMAT_VERSION
 
 MAX_SIDE = 4096                 # larger slices are not plausible medical 2-D slices
 MAX_SLICES = 50_000_000
+MAX_WINDOW_ABS = 1e12           # window bounds beyond this are not physical units (and overflow float32 maths)
 SCAN_BLOCK_BYTES = 64 * 2**20   # NaN/Inf scan reads at most this much at a time
 REQUIRED_ATTRS = ("format", "version", "task", "domain_a", "domain_b", "pixel_spacing_mm")
 IMAGE_DATASETS = ("train/A/images", "train/B/images", "val/A/images", "val/B/images")
@@ -126,6 +127,12 @@ def _check_subjects(f: h5py.File, name: str, image_shape) -> list[str]:
         return [f"/{name} has dtype {obj.dtype}, expected strings"]
     if image_shape is not None and obj.shape[0] != image_shape[0]:
         return [f"/{name} has {obj.shape[0]} entries but the images have {image_shape[0]} slices"]
+    for start in range(0, obj.shape[0], 100_000):
+        for value in obj[start:start + 100_000]:
+            try:
+                value.decode("utf-8") if isinstance(value, bytes) else str(value)
+            except UnicodeDecodeError:
+                return [f"/{name} holds a subject id that is not valid UTF-8 ({value[:20]!r})"]
     return []
 
 
@@ -141,6 +148,9 @@ def _check_window(f: h5py.File, domain: str) -> list[str]:
         return [f"window on /train/{domain} is not numeric"]
     if window.shape != (2,) or not np.all(np.isfinite(window)) or window[1] <= window[0]:
         return [f"window on /train/{domain} must be [lo, hi] with lo < hi, got {window.tolist()}"]
+    if np.any(np.abs(window) > MAX_WINDOW_ABS) or np.float32(window[1]) <= np.float32(window[0]):
+        return [f"window on /train/{domain} {window.tolist()} is not a plausible intensity window "
+                f"(|values| <= {MAX_WINDOW_ABS:g} and distinct in float32)"]
     return []
 
 

@@ -171,6 +171,27 @@ class Trainer:
 # ---- the run loop ---------------------------------------------------------------------------------------------
 
 RUN_CONTROL_FIELDS = ("skip_nonfinite",)   # may change between a run and its resume
+MAX_CONSECUTIVE_SKIPS = 20                  # with skip_nonfinite: more in a row means divergence; stop
+
+
+def _drop_metrics_after(path: str, step: int) -> None:
+    """On resume, remove ``metrics.jsonl`` lines logged after the restored step (a killed run logged them, and the
+    resumed run will log those steps again)."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue            # a line cut short by a kill
+    if len(kept) != len(lines):
+        with open(path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
 
 
 def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
@@ -290,15 +311,16 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     cfg.workdir = os.path.abspath(cfg.workdir)
     cfg.data = os.path.abspath(cfg.data)
     info = DataInfo.from_store(cfg.data)
+    trainer = trainer_cls(cfg, info)        # first, so a bad extractor or model setting leaves no run directory
     prepare_workdir(cfg, overwrite)
-    trainer = trainer_cls(cfg, info)
     checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
     manager = _checkpoint_manager(checkpoint, os.path.join(cfg.workdir, "checkpoints"), cfg.keep_checkpoints, log)
     last_good = _restore_newest(checkpoint, manager, log)
     if last_good:
         log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({last_good})")
     start = int(trainer.step.numpy())
-    skipped = 0
+    _drop_metrics_after(os.path.join(cfg.workdir, "metrics.jsonl"), start)
+    skipped = consecutive_skips = 0
     total = trainer.total_steps
     writer = tf.summary.create_file_writer(os.path.join(cfg.workdir, "tb"))
     metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
@@ -325,11 +347,17 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                 if bad:
                     trainer.restore_snapshot(before)
                     skipped += 1
+                    consecutive_skips += 1
+                    if consecutive_skips > MAX_CONSECUTIVE_SKIPS:
+                        raise TrainingError(f"{consecutive_skips} consecutive steps with non-finite losses (last: "
+                                            f"{bad[0]} at step {step + 1}); the run is diverging, not meeting a bad "
+                                            f"batch; the last good checkpoint is {last_good or 'none'}")
                     log(f"[{cfg.model}] warning: non-finite loss {bad[0]}={losses[bad[0]]} at step {step + 1}; "
                         "batch skipped, the step's updates undone")
                 step += 1
                 trainer.step.assign(step)
                 if not bad:
+                    consecutive_skips = 0
                     n_window += 1
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + v
