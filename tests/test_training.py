@@ -68,7 +68,7 @@ def test_smoke_run_trains_checkpoints_resumes_and_exports(model, phantom_store, 
     assert again["start_step"] == 4 and again["status"] == "completed"
 
 
-@pytest.mark.parametrize("model", ["cyclegan"])
+@pytest.mark.parametrize("model", ["cyclegan", "unit"])
 def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_path):
     tf.config.experimental.enable_op_determinism()
     straight_cfg = _config(model, phantom_store, tmp_path / "straight")

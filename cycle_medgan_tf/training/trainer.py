@@ -133,9 +133,10 @@ class Trainer:
         return tf.stack([tf.cast(self.cfg.seed * 1_000_003 + salt, tf.int64), tf.cast(step, tf.int64)])
 
     def learning_rate(self) -> float:
+        """The learning rate the most recent step used."""
         schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps,
                                            int(round(self.cfg.decay_start * self.total_steps)))
-        return float(schedule(self.step))
+        return float(schedule(max(int(self.step.numpy()) - 1, 0)))
 
     def manifest(self) -> dict:
         return dict(model=self.cfg.model, task=self.info.task, domain_a=self.info.domain_a,
