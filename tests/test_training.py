@@ -68,25 +68,29 @@ def test_smoke_run_trains_checkpoints_resumes_and_exports(model, phantom_store, 
     assert again["start_step"] == 4 and again["status"] == "completed"
 
 
-@pytest.mark.parametrize("model", ["cyclegan", "unit"])
+@pytest.mark.parametrize("model", ["cyclegan"])
 def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_path):
+    """Bit-identical final checkpoints (weights and Adam state) for a paused-and-resumed run. Only CycleGAN: UNIT
+    training is not bitwise reproducible on TensorFlow's CPU kernels even without an interruption (two straight
+    4-step smoke runs differ by up to 1.9 in Adam state and 5e-3 in outputs, measured 2026-11-25: its
+    residual-block biases feed instance norm, so their gradient is pure rounding noise that Adam normalises into
+    full-size updates). The resume mechanism is the same for every model."""
     tf.config.experimental.enable_op_determinism()
     straight_cfg = _config(model, phantom_store, tmp_path / "straight")
-    straight = trainer_class(model)
-    run_training(straight, straight_cfg, log=lambda m: None)
+    run_training(trainer_class(model), straight_cfg, log=lambda m: None)
     paused = run_training(trainer_class(model), _config(model, phantom_store, tmp_path / "resumed"),
                           log=lambda m: None, max_new_steps=1)
     assert paused["status"] == "paused" and paused["step"] == 1
     resumed = run_training(trainer_class(model), _config(model, phantom_store, tmp_path / "resumed"), log=lambda m: None)
     assert resumed["start_step"] == 1 and resumed["step"] == 4
 
-    def final_weights(run):
+    def final_state(run):
         reader = tf.train.load_checkpoint(str(tmp_path / run / "checkpoints"))
         names = [n for n, _ in tf.train.list_variables(str(tmp_path / run / "checkpoints"))]   # weights and Adam state
         skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")
         return {n: reader.get_tensor(n) for n in names if n not in skip}
 
-    a, b = final_weights("straight"), final_weights("resumed")
+    a, b = final_state("straight"), final_state("resumed")
     assert a.keys() == b.keys() and len(a) > 50
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
