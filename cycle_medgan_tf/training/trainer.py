@@ -319,7 +319,18 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     last_good = _restore_newest(checkpoint, manager, log)
     if last_good:
         log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({last_good})")
+
+    saved_here: dict = {}     # step -> checkpoint known good: written by this process or just restored
+
+    def save(step: int) -> str:
+        """Checkpoint ``step`` unless this process already saved exactly that step."""
+        if step not in saved_here:
+            saved_here[step] = manager.save(checkpoint_number=step)
+        return saved_here[step]
+
     start = int(trainer.step.numpy())
+    if last_good:
+        saved_here[start] = last_good      # restored successfully, so it is known to be good
     _drop_metrics_after(os.path.join(cfg.workdir, "metrics.jsonl"), start)
     skipped = consecutive_skips = 0
     total = trainer.total_steps
@@ -379,30 +390,28 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                 if step % cfg.image_every == 0 or step == total:
                     _write_grid(cfg.workdir, step, trainer.sample_grid(a, b), writer)
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    last_good = manager.save(checkpoint_number=step)
+                    last_good = save(step)
+                early = None
                 if max_new_steps is not None and step - start >= max_new_steps and step < total:
-                    manager.save(checkpoint_number=step)
-                    progress.close()
-                    log(f"[{cfg.model}] paused after {step - start} new steps at step {step}; checkpoint saved")
-                    writer.flush()
-                    return dict(summary, status="paused", step=step)
-                if stop.signum is not None:
-                    manager.save(checkpoint_number=step)
-                    progress.close()
+                    early = dict(status="paused", message=f"paused after {step - start} new steps at step {step}; "
+                                                          "checkpoint saved")
+                elif stop.signum is not None:
                     name = signal.Signals(stop.signum).name
-                    log(f"[{cfg.model}] {name} received: checkpoint saved at step {step}; "
-                        "run the same command again to resume")
+                    early = dict(status="interrupted", signal=name, message=f"{name} received: checkpoint saved at "
+                                 f"step {step}; run the same command again to resume")
+                if early:
+                    save(step)
+                    progress.close()
                     writer.flush()
-                    return dict(summary, status="interrupted", signal=name, step=step)
+                    log(f"[{cfg.model}] {early.pop('message')}")
+                    return dict(summary, step=step, **early)
         progress.close()
         summary["train_seconds"] = round(time.monotonic() - t_start, 2)
         summary["skipped_steps"] = skipped
         log(f"[{cfg.model}] trained {step - start} steps in {format_duration(summary['train_seconds'])}"
             + (f" ({skipped} skipped for non-finite losses)" if skipped else ""))
     writer.flush()
-    final_step = int(trainer.step.numpy())
-    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != final_step:
-        manager.save(checkpoint_number=final_step)
+    save(int(trainer.step.numpy()))
     summary["export"] = trainer.export(cfg.workdir)
     summary["status"] = "completed"
     summary["step"] = int(trainer.step.numpy())
