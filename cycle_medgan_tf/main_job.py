@@ -18,6 +18,7 @@ import time
 
 from absl import flags
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.cli import fail, run_app
 
 MODEL_ORDER = ("unit", "cyclegan", "cycle_medgan")
@@ -115,9 +116,7 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
     summary["stages"]["evaluate_s"] = round(time.monotonic() - t, 2)
     summary["wall_time_s"] = round(time.monotonic() - t_job, 2)
     summary["table1"] = {name: {k: v["mean"] for k, v in row.items()} for name, row in table["models"].items()}
-    with open(os.path.join(out, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.json"))
+    atomic_write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return summary
 
 

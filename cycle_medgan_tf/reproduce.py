@@ -14,6 +14,7 @@ import time
 
 from absl import flags
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.cli import fail, run_app
 from cycle_medgan_tf.main_job import MODEL_ORDER, TASKS, choose_profile, run_job, user_errors
 
@@ -76,11 +77,10 @@ def main(argv):
     seconds = time.monotonic() - t0
     markdown = combined_markdown(results, profile, seconds)
     out = os.path.abspath(FLAGS.results)
-    with open(os.path.join(out, "table1.md"), "w") as f:
-        f.write(markdown)
+    atomic_write_text(os.path.join(out, "table1.md"), markdown)
     stack_figures([os.path.join(summaries[t]["results_dir"], "fig3.png") for t in TASKS], os.path.join(out, "fig3.png"))
-    with open(os.path.join(out, "reproduce.json"), "w") as f:
-        json.dump(dict(profile=profile, wall_time_s=round(seconds, 1), tasks=summaries), f, indent=2)
+    atomic_write_text(os.path.join(out, "reproduce.json"),
+                      json.dumps(dict(profile=profile, wall_time_s=round(seconds, 1), tasks=summaries), indent=2))
     print(markdown)
     print(f"[reproduce] done in {seconds / 60:.1f} min. Results: {out}/table1.md, {out}/fig3.png, {out}/reproduce.json")
 

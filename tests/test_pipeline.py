@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from cycle_medgan_tf.data import pipeline

@@ -359,7 +359,6 @@ def write_dicom_series(volume: Volume, directory, *, modality: str | None = None
                        series_description: str = "", overwrite: bool = False) -> str:
     """Write ``volume`` as a single-frame CT, PET or MR image series (int16 + per-slice rescale), one file per
     slice, into a new ``directory`` (written under a temporary name, then renamed)."""
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
     from pydicom.valuerep import format_number_as_ds

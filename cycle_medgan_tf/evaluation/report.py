@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.evaluation import stats
 from cycle_medgan_tf.evaluation.metrics import METRICS
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES, render_csv, render_latex, render_markdown
@@ -95,19 +96,6 @@ def _json_safe(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_tables(out_dir, results: Mapping) -> list[str]:

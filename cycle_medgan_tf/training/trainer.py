@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.config import TrainConfig
 from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
@@ -190,9 +191,7 @@ def _drop_metrics_after(path: str, step: int) -> None:
         except (ValueError, KeyError, TypeError):
             continue            # a line cut short by a kill
     if len(kept) != len(lines):
-        with open(path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(path + ".tmp", path)
+        atomic_write_text(path, "".join(kept))
 
 
 def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
@@ -222,10 +221,7 @@ def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
     elif os.path.isdir(cfg.workdir) and overwrite:
         shutil.rmtree(cfg.workdir)
     os.makedirs(cfg.workdir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(cfg.to_json())
-    os.replace(tmp, path)
+    atomic_write_text(path, cfg.to_json())
 
 
 class _StopRequest:
