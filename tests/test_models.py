@@ -194,6 +194,30 @@ def test_instance_norm_matches_numpy():
     np.testing.assert_allclose(layer(constant)[0, 0, 0], offset, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_instance_norm_matches_moments_forward_and_gradients(batch):
+    """The fused kernel (and its batch > 1 channel folding) equals the textbook formula, gradients included."""
+    rng = np.random.default_rng(3)
+    x = tf.constant((rng.normal(size=(batch, 9, 7, 5)) * [1, 3, 0.1, 20, 2] + [0, 5, -2, 50, 1]).astype("float32"))
+    scale = tf.constant(rng.normal(1, 0.3, 5).astype("float32"))
+    offset = tf.constant(rng.normal(0, 1, 5).astype("float32"))
+    weight = tf.constant(rng.normal(size=x.shape).astype("float32"))
+
+    def textbook(x, scale, offset):
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + 1e-5) * scale + offset
+
+    results = []
+    for fn in (model_layers.instance_norm, textbook):
+        with tf.GradientTape() as tape:
+            tape.watch([x, scale, offset])
+            y = fn(x, scale, offset)
+            loss = tf.reduce_sum(y * weight)
+        results.append([y, *tape.gradient(loss, [x, scale, offset])])
+    for fused, reference in zip(*results):
+        np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_instance_norm_statistics_in_float32_under_mixed_precision():
     """Values whose squares overflow float16 (> 65504) still normalise correctly."""
     x = (np.random.default_rng(2).normal(size=(2, 8, 8, 3)) * 400).astype("float32")
