@@ -15,7 +15,10 @@ import tensorflow as tf
 
 class FusedAdam(keras.optimizers.Adam):
     """``keras.optimizers.Adam`` (no AMSGrad, no weight decay) whose per-variable update is one fused kernel;
-    float32 variables only (others take Keras's path)."""
+    float32 variables only (others take Keras's path). Named "adam" like the optimiser it replaces."""
+
+    def __init__(self, *args, name: str = "adam", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or variable.dtype != tf.float32 or isinstance(gradient, tf.IndexedSlices):
