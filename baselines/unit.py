@@ -38,7 +38,8 @@ class UNITTrainer(Trainer):
     def _encode(self, x, domain: str, seed) -> tuple[tf.Tensor, tf.Tensor]:
         """Sampled shared code z = mu + N(0, I) and the decoder input shared_generator(z)."""
         mu = self.nets["shared_encoder"](self.nets[f"encoder_{domain}"](x, training=True), training=True)
-        z = mu + tf.random.stateless_normal(tf.shape(mu), seed=seed, dtype=mu.dtype)
+        z = mu + self.dist.replica_random(lambda shape: tf.random.stateless_normal(shape, seed=seed, dtype=mu.dtype),
+                                          tf.shape(mu))
         return z, self.nets["shared_generator"](z, training=True)
 
     def _decode(self, h, domain: str):

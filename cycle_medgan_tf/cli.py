@@ -8,7 +8,7 @@ import sys
 
 from absl import flags
 
-from cycle_medgan_tf.config import PROFILE_NAMES, TrainConfig, resolve_config
+from cycle_medgan_tf.config import FLAG_HELP, PROFILE_NAMES, TrainConfig, resolve_config
 
 FLAGS = flags.FLAGS
 _SKIP = {"model", "profile", "data", "workdir"}
@@ -55,7 +55,7 @@ def define_training_flags(models: tuple[str, ...], default_model: str) -> None:
     for field in dataclasses.fields(TrainConfig):
         if field.name in _SKIP:
             continue
-        help_text = f"Override {field.name} (default from the model and profile)."
+        help_text = FLAG_HELP.get(field.name, f"Override {field.name} (default from the model and profile).")
         if field.type in ("int", int):
             flags.DEFINE_integer(field.name, None, help_text)
         elif field.type in ("float", float):

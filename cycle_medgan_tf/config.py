@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 MODELS = ("cyclegan", "cycle_medgan", "unit")
 PROFILE_NAMES = ("smoke", "quick", "paper")
+STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
 
 
 @dataclass
@@ -57,6 +58,9 @@ class TrainConfig:
     precision: str = "float32"
     jit: bool = False
     skip_nonfinite: bool = False      # skip (undo) a step with a NaN/Inf loss instead of stopping the run
+    # distribution (run control: may change between a run and its resume; see docs/DISTRIBUTED.md)
+    strategy: str = "default"         # default (one device), mirrored (all GPUs or logical CPUs), multi_worker
+    cpu_devices: int = 0              # mirrored without GPUs: split the CPU into this many logical devices
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -65,6 +69,14 @@ class TrainConfig:
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
+
+# --help text of the settings whose meaning the flag name does not tell
+FLAG_HELP: dict[str, str] = {
+    "strategy": "tf.distribute strategy: default (one device), mirrored (all GPUs, else all logical CPU devices) "
+                "or multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG). --batch_size is the global "
+                "batch. May change between a run and its resume.",
+    "cpu_devices": "With --strategy=mirrored and no GPU: split the CPU into this many logical devices (replicas).",
+}
 
 COMMON: dict = {}
 
@@ -142,6 +154,8 @@ def check_config(cfg: TrainConfig) -> None:
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     need(cfg.precision in ("float32", "mixed_bfloat16", "mixed_float16"),
          f"precision must be float32, mixed_bfloat16 or mixed_float16, got {cfg.precision}")
+    need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")
     need(cfg.model != "cyclegan" or (cfg.lambda_cp == 0 and cfg.lambda_cs == 0),
          "the CycleGAN baseline has no cycle feature losses (lambda_cp, lambda_cs); use --model=cycle_medgan")

@@ -21,15 +21,19 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model to train.")
-flags.DEFINE_string("data", "", "Store to train on ('' = the default pet_ct data at --size, generated if needed).")
-flags.DEFINE_integer("size", 64, "Image side.")
-flags.DEFINE_integer("steps", 200, "Training steps per precision.")
-flags.DEFINE_integer("final_window", 50, "Steps whose mean losses are compared.")
-flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Policies to compare; the first is the reference.")
-flags.DEFINE_string("out", "runs/bench_precision", "Parent directory of the run directories.")
-flags.DEFINE_bool("overwrite", False, "Replace existing run directories under --out.")
-flags.DEFINE_integer("val_slices", 64, "Validation slices scored.")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a command, so that importing this module is free)."""
+    flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model to train.")
+    flags.DEFINE_string("data", "", "Store to train on ('' = the default pet_ct data at --size, generated if needed).")
+    flags.DEFINE_integer("size", 64, "Image side.")
+    flags.DEFINE_integer("steps", 200, "Training steps per precision.")
+    flags.DEFINE_integer("final_window", 50, "Steps whose mean losses are compared.")
+    flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Policies to compare; the first is the reference.")
+    flags.DEFINE_string("out", "runs/bench_precision", "Parent directory of the run directories.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing run directories under --out.")
+    flags.DEFINE_integer("val_slices", 64, "Validation slices scored.")
 
 
 def _final_losses(metrics_path: str, window: int, total: int) -> tuple[dict, float]:
@@ -104,4 +108,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_app(main)

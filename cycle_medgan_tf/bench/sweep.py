@@ -21,11 +21,15 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("configs", None, "Semicolon-separated flag sets for cycle_medgan_tf.bench.train.")
-flags.DEFINE_string("common", "", "Flags added to every configuration.")
-flags.DEFINE_integer("rounds", 3, "Rounds (each runs every configuration once).")
-flags.DEFINE_string("raw", "", "Append each run's JSON line to this file.")
-flags.DEFINE_integer("timeout", 3600, "Seconds allowed per run.")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a command, so that importing this module is free)."""
+    flags.DEFINE_string("configs", None, "Semicolon-separated flag sets for cycle_medgan_tf.bench.train.")
+    flags.DEFINE_string("common", "", "Flags added to every configuration.")
+    flags.DEFINE_integer("rounds", 3, "Rounds (each runs every configuration once).")
+    flags.DEFINE_string("raw", "", "Append each run's JSON line to this file.")
+    flags.DEFINE_integer("timeout", 3600, "Seconds allowed per run.")
 
 
 def run_one(args: list[str], timeout: int) -> dict:
@@ -83,4 +87,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_app(main)

@@ -25,16 +25,20 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model whose train step is timed.")
-flags.DEFINE_integer("size", 128, "Image side (a multiple of 4; cycle_medgan needs an extractor for it).")
-flags.DEFINE_integer("batch", 1, "Batch size per domain.")
-flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
-flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, oneDNN kernel selection).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.")
-flags.DEFINE_bool("jit", False, "Compile the train step with XLA.")
-flags.DEFINE_integer("peak_repeats", 5, "Timed repeats of the peak convolution.")
-flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one; it is "
-                    "fully convolutional, so any --size works).")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a command, so that importing this module is free)."""
+    flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model whose train step is timed.")
+    flags.DEFINE_integer("size", 128, "Image side (a multiple of 4).")
+    flags.DEFINE_integer("batch", 1, "Batch size per domain.")
+    flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
+    flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, oneDNN kernel selection).")
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.")
+    flags.DEFINE_bool("jit", False, "Compile the train step with XLA.")
+    flags.DEFINE_integer("peak_repeats", 5, "Timed repeats of the peak convolution.")
+    flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one; it is "
+                        "fully convolutional, so any --size works).")
 
 # The peak convolution: the shape of the generators' residual-block convolutions at 256x256 (the bulk of a
 # CycleGAN step's FLOPs), with a batch large enough for every kernel to be compute bound.
@@ -140,7 +144,7 @@ def time_steps(trainer, steps: int, warmup: int, peak_run=None) -> tuple[list[fl
         if peak_run is not None and i >= warmup:
             peak_times.append(peak_run())
         start = time.perf_counter()
-        losses = trainer._compiled_step(a, b, tf.constant(i, tf.int64))
+        losses = trainer.run_step(a, b, tf.constant(i, tf.int64))
         float(losses["d_total"])
         if i >= warmup:
             times.append(time.perf_counter() - start)
@@ -179,4 +183,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_app(main)

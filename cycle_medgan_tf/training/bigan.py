@@ -1,7 +1,8 @@
 """BiGAN pre-training (Donahue et al., ICLR 2017) of the feature extractor on CT slices.
 
 D(x, z) separates (x, E(x)) from (G(z), z); E and G are trained to fool it (non-saturating: labels swapped).
-Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together.
+Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together. Under ``tf.distribute``
+the BatchNorm statistics are per replica, so it is not equivalent to one device (docs/DISTRIBUTED.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ class BiGANTrainer(Trainer):
 
     def train_step(self, a, b, step):
         x = tf.concat([a, b], axis=0)
-        z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.z_dim), self.step_seed(step, 5), -1.0, 1.0)
+        seed = self.step_seed(step, 5)
+        z = self.dist.replica_random(lambda shape: tf.random.stateless_uniform(shape, seed, -1.0, 1.0),
+                                     (tf.shape(x)[0], self.cfg.z_dim))
         with tf.GradientTape(persistent=True) as tape:
             z_hat = self.encoder(x, training=True)
             x_hat = self.generator(z, training=True)

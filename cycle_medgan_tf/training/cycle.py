@@ -4,7 +4,8 @@ its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0).
 One step: both generators are updated first on
 ``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]``
 with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses each, with the fakes of this step
-passed through the 50-image history pools, with the other Adam.
+passed through the 50-image history pools, with the other Adam. Under ``tf.distribute`` the pools are queried once
+per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class CycleTrainer(Trainer):
             g_losses, fake_a, fake_b = self.generator_losses(a, b)
         self.apply(self.g_opt, tape, g_losses["g_total"], self.generator_vars)
 
-        pooled_a = self.pool_a.query(tf.stop_gradient(fake_a), self.step_seed(step, 1))
-        pooled_b = self.pool_b.query(tf.stop_gradient(fake_b), self.step_seed(step, 3))
+        seed_a, seed_b = self.step_seed(step, 1), self.step_seed(step, 3)
+        pooled_a, pooled_b = self.dist.across_replicas(          # once per step, on the global batch
+            lambda fakes_a, fakes_b: (self.pool_a.query(fakes_a, seed_a), self.pool_b.query(fakes_b, seed_b)),
+            tf.stop_gradient(fake_a), tf.stop_gradient(fake_b))
         with tf.GradientTape() as tape:
             d_a = losses.lsgan_discriminator_loss(self.d_a(a, training=True), self.d_a(pooled_a, training=True))
             d_b = losses.lsgan_discriminator_loss(self.d_b(b, training=True), self.d_b(pooled_b, training=True))

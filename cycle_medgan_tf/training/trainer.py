@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import time
 
 import keras
@@ -31,6 +32,8 @@ from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.config import TrainConfig
 from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
+from cycle_medgan_tf.training.distribute import Distribution, make_strategy
+from cycle_medgan_tf.training.optim import FusedAdam
 from cycle_medgan_tf.training.progress import Progress, format_duration
 from cycle_medgan_tf.training.schedule import ConstantThenLinearDecay
 
@@ -75,21 +78,25 @@ class Trainer:
     """Base class. Subclasses implement :meth:`build`, :meth:`train_step`, :meth:`trackables` and
     :meth:`export_models`; they may override :meth:`sample_grid`."""
 
-    def __init__(self, cfg: TrainConfig, info: DataInfo):
+    def __init__(self, cfg: TrainConfig, info: DataInfo, dist: Distribution | None = None):
         self.cfg, self.info = cfg, info
+        self.dist = dist or Distribution()
+        self.dist.check(cfg.batch_size, bool(cfg.jit))
         self.total_steps = total_steps(cfg, info)
         keras.mixed_precision.set_global_policy(cfg.precision)
         keras.utils.set_random_seed(cfg.seed)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.build()
-        self._compiled_step = tf.function(self.train_step, jit_compile=bool(cfg.jit), reduce_retracing=True)
+        with self.dist.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.build()
+        self.run_step = self.dist.compile_step(self.train_step, jit=bool(cfg.jit))
 
     # ---- to implement -------------------------------------------------------------------------------------
     def build(self) -> None:
         raise NotImplementedError
 
     def train_step(self, a: tf.Tensor, b: tf.Tensor, step: tf.Tensor) -> dict:
-        """One optimisation step on unpaired batches ``a``, ``b``; returns float32 scalar losses."""
+        """One optimisation step on unpaired batches ``a``, ``b`` (this replica's slice of the global batch under
+        a strategy); returns float32 scalar losses (means over ``a``, ``b``)."""
         raise NotImplementedError
 
     def trackables(self) -> dict:
@@ -113,19 +120,23 @@ class Trainer:
 
     # ---- helpers for subclasses ---------------------------------------------------------------------------
     def make_optimizer(self, variables) -> keras.optimizers.Optimizer:
-        """Adam with the configured betas and the constant-then-linear-decay schedule, built for ``variables``."""
+        """Adam (one fused kernel per variable, see optim.py) with the configured betas and the constant-then-linear-
+        decay schedule, built for ``variables``."""
         decay_start = int(round(self.cfg.decay_start * self.total_steps))
         schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps, decay_start)
-        optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
+        optimizer = FusedAdam(learning_rate=schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
         if self.cfg.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(variables)
         return optimizer
 
-    @staticmethod
-    def apply(optimizer, tape, loss, variables) -> None:
-        """Gradients of ``loss`` (loss-scaled under float16) applied to ``variables``."""
-        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+    def apply(self, optimizer, tape, loss, variables) -> None:
+        """Gradients of ``loss`` applied to ``variables``. The loss is divided by the replica count under a strategy
+        (the optimiser sums the replicas' gradients) and loss-scaled under float16, on ``tape`` (re-entered, so
+        that these operations are recorded)."""
+        with tape:
+            loss = self.dist.scale_loss(loss)
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
@@ -172,7 +183,7 @@ class Trainer:
 
 # ---- the run loop ---------------------------------------------------------------------------------------------
 
-RUN_CONTROL_FIELDS = ("skip_nonfinite",)   # may change between a run and its resume
+RUN_CONTROL_FIELDS = ("skip_nonfinite", "strategy", "cpu_devices")   # may change between a run and its resume
 MAX_CONSECUTIVE_SKIPS = 20                  # with skip_nonfinite: more in a row means divergence; stop
 
 
@@ -269,12 +280,13 @@ def _checkpoint_manager(checkpoint, directory: str, keep: int, log) -> tf.train.
         return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
 
 
-def _restore_newest(checkpoint, manager, log) -> str | None:
-    """Restore the newest readable checkpoint: those the manager lists plus any ``ckpt-N.index`` on disk (the
-    state file may be stale or damaged), newest first. Returns its path, ``None`` when there is none; raises
-    :class:`TrainingError` if there are checkpoints but none can be restored (nothing is deleted)."""
-    found = {p[:-len(".index")] for p in glob.glob(os.path.join(glob.escape(manager.directory), "ckpt-*.index"))}
-    candidates = sorted(set(manager.checkpoints) | found, key=_checkpoint_number, reverse=True)
+def _restore_newest(checkpoint, directory: str, listed, log) -> str | None:
+    """Restore the newest readable checkpoint in ``directory``: those ``listed`` (by its manager's state file) plus
+    any ``ckpt-N.index`` on disk (the state file may be stale or damaged), newest first. Returns its path, ``None``
+    when there is none; raises :class:`TrainingError` if there are checkpoints but none can be restored (nothing is
+    deleted)."""
+    found = {p[:-len(".index")] for p in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))}
+    candidates = sorted(set(listed) | found, key=_checkpoint_number, reverse=True)
     failures = []
     for path in candidates:
         try:
@@ -287,7 +299,7 @@ def _restore_newest(checkpoint, manager, log) -> str | None:
             log(f"warning: skipped unreadable checkpoint(s) {'; '.join(failures)}; using {path}")
         return path
     if failures:
-        raise TrainingError(f"no checkpoint in {manager.directory} can be restored: {'; '.join(failures)}; "
+        raise TrainingError(f"no checkpoint in {directory} can be restored: {'; '.join(failures)}; "
                             "repair or remove them, or use --overwrite to start afresh")
     return None
 
@@ -300,53 +312,103 @@ def _write_grid(workdir: str, step: int, grid: np.ndarray, writer) -> None:
         tf.summary.image("samples/A-B-A_and_B-A-B", image[None, ..., None])
 
 
+def _in_scratch(dist: Distribution, fn):
+    """``fn(directory)`` in a fresh scratch directory that is removed afterwards: where the non-chief workers of a
+    multi-worker run save and export (all workers must, as saving may run collectives), off the chief's files."""
+    scratch = tempfile.mkdtemp(prefix=f"cycle-medgan-{dist.task.replace(':', '')}-")
+    try:
+        return fn(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _agree(dist: Distribution, problem: Exception | None, elsewhere: str) -> None:
+    """Raise ``problem``, or ``TrainingError(elsewhere)`` when only another worker has one (a collective on
+    multi-worker runs, so that no worker is left waiting for the others)."""
+    if dist.any_worker(problem is not None):
+        raise problem or TrainingError(elsewhere)
+
+
 def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=print,
-                 max_new_steps: int | None = None) -> dict:
+                 max_new_steps: int | None = None, dist: Distribution | None = None) -> dict:
     """Train (or resume) ``cfg`` to its step budget, then export. Returns a summary dict with ``status`` one of
     ``completed``, ``paused`` (``max_new_steps`` reached; checkpoint saved) or ``interrupted`` (by a signal,
-    named in ``signal``; checkpoint saved)."""
+    named in ``signal``; checkpoint saved).
+
+    ``dist`` is the distribution to train under; by default it is made from ``cfg.strategy`` here (``train_cli``
+    makes it first thing in the process instead, as MultiWorkerMirroredStrategy requires). In a multi-worker run
+    every worker calls this; only the chief writes the work directory."""
     cfg.workdir = os.path.abspath(cfg.workdir)
     cfg.data = os.path.abspath(cfg.data)
     info = DataInfo.from_store(cfg.data)
-    trainer = trainer_cls(cfg, info)        # first, so a bad extractor or model setting leaves no run directory
-    prepare_workdir(cfg, overwrite)
+    if dist is None:
+        dist = Distribution(make_strategy(cfg.strategy, cfg.cpu_devices))
+    trainer = trainer_cls(cfg, info, dist)  # first, so a bad extractor or model setting leaves no run directory
+    chief = dist.is_chief
     checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
-    manager = _checkpoint_manager(checkpoint, os.path.join(cfg.workdir, "checkpoints"), cfg.keep_checkpoints, log)
-    last_good = _restore_newest(checkpoint, manager, log)
+    checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
+    manager = problem = None
+    if chief:
+        try:
+            prepare_workdir(cfg, overwrite)
+            manager = _checkpoint_manager(checkpoint, checkpoint_dir, cfg.keep_checkpoints, log)
+        except TrainingError as exc:
+            problem = exc
+    _agree(dist, problem, "the chief worker could not prepare the work directory (see its log)")
+    last_good = problem = None
+    try:           # every worker restores from the chief's directory (a shared filesystem)
+        last_good = _restore_newest(checkpoint, checkpoint_dir, manager.checkpoints if manager else [], log)
+    except TrainingError as exc:
+        problem = exc
+    _agree(dist, problem, "another worker could not restore a checkpoint (see its log)")
+    start = int(trainer.step.numpy())
+    if dist.num_workers > 1 and dist.any_worker(dist.chief_value(start) != start):
+        raise TrainingError(f"the workers restored different steps (this one: {start}); the work directory must be "
+                            "on a filesystem every worker shares")
     if last_good:
-        log(f"[{cfg.model}] resuming from step {int(trainer.step.numpy())} ({last_good})")
+        log(f"[{cfg.model}] resuming from step {start} ({last_good})")
+
+    def write_checkpoint(step: int) -> str:
+        if manager is not None:
+            return manager.save(checkpoint_number=step)
+        _in_scratch(dist, lambda scratch: tf.train.CheckpointManager(checkpoint, scratch, max_to_keep=1)
+                    .save(checkpoint_number=step))
+        return os.path.join(checkpoint_dir, f"ckpt-{step}")      # the chief's copy
 
     saved_here: dict = {}     # step -> checkpoint known good: written by this process or just restored
 
     def save(step: int) -> str:
         """Checkpoint ``step`` unless this process already saved exactly that step."""
         if step not in saved_here:
-            saved_here[step] = manager.save(checkpoint_number=step)
+            saved_here[step] = write_checkpoint(step)
         return saved_here[step]
 
-    start = int(trainer.step.numpy())
     if last_good:
         saved_here[start] = last_good      # restored successfully, so it is known to be good
-    _drop_metrics_after(os.path.join(cfg.workdir, "metrics.jsonl"), start)
+    metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
+    if chief:
+        _drop_metrics_after(metrics_path, start)
     skipped = consecutive_skips = 0
     total = trainer.total_steps
-    writer = tf.summary.create_file_writer(os.path.join(cfg.workdir, "tb"))
-    metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
+    writer = (tf.summary.create_file_writer(os.path.join(cfg.workdir, "tb")) if chief
+              else tf.summary.create_noop_writer())
     summary = dict(model=cfg.model, workdir=cfg.workdir, total_steps=total, start_step=start)
     if start < total:
         log(f"[{cfg.model}] training {info.task} {info.domain_a}<->{info.domain_b} at {cfg.image_size}x{cfg.image_size}, "
-            f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile})")
-        data = pipeline.train_dataset(cfg.data, cfg.image_size, cfg.batch_size, seed=cfg.seed, start_step=start)
+            f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile})"
+            + (f" under {dist}" if dist.strategy is not None else ""))
+        data = dist.distribute_dataset(lambda: pipeline.train_dataset(cfg.data, cfg.image_size, cfg.batch_size,
+                                                                      seed=cfg.seed, start_step=start), cfg.batch_size)
         progress = Progress(total, start=start, label=f"[{cfg.model}]")
         t_start = time.monotonic()
         t_window, n_window, sums = time.monotonic(), 0, {}
         step = start
-        with _StopRequest() as stop, open(metrics_path, "a") as metrics_file:
+        with _StopRequest() as stop, open(metrics_path if chief else os.devnull, "a") as metrics_file:
             for a, b in data:
                 if step >= total:
                     break
                 before = trainer.snapshot() if cfg.skip_nonfinite else None
-                losses = {k: float(v) for k, v in trainer._compiled_step(a, b, tf.constant(step, tf.int64)).items()}
+                losses = {k: float(v) for k, v in trainer.run_step(a, b, tf.constant(step, tf.int64)).items()}
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad and before is None:
                     raise TrainingError(f"non-finite loss {bad[0]}={losses[bad[0]]} at step {step + 1}; the last good "
@@ -383,18 +445,21 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                             if k not in ("step", "time_s"):
                                 tf.summary.scalar(k if k in ("lr", "sec_per_step") else f"loss/{k}", v)
                     t_window, n_window, sums = now, 0, {}
-                if step % cfg.image_every == 0 or step == total:
-                    _write_grid(cfg.workdir, step, trainer.sample_grid(a, b), writer)
+                if chief and (step % cfg.image_every == 0 or step == total):
+                    grid = trainer.sample_grid(dist.local_batch(a), dist.local_batch(b))
+                    _write_grid(cfg.workdir, step, grid, writer)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     last_good = save(step)
                 early = None
+                stopping = dist.any_worker(stop.signum is not None)     # all workers stop at the same step
                 if max_new_steps is not None and step - start >= max_new_steps and step < total:
                     early = dict(status="paused", message=f"paused after {step - start} new steps at step {step}; "
                                                           "checkpoint saved")
-                elif stop.signum is not None:
-                    name = signal.Signals(stop.signum).name
-                    early = dict(status="interrupted", signal=name, message=f"{name} received: checkpoint saved at "
-                                 f"step {step}; run the same command again to resume")
+                elif stopping:
+                    name = signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
+                    received = "received" if stop.signum is not None else "received by another worker"
+                    early = dict(status="interrupted", signal=name, message=f"{name} {received}: checkpoint saved "
+                                 f"at step {step}; run the same command again to resume")
                 if early:
                     save(step)
                     progress.close()
@@ -408,7 +473,11 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
             + (f" ({skipped} skipped for non-finite losses)" if skipped else ""))
     writer.flush()
     save(int(trainer.step.numpy()))
-    summary["export"] = trainer.export(cfg.workdir)
+    if chief:
+        summary["export"] = trainer.export(cfg.workdir)
+    else:
+        _in_scratch(dist, trainer.export)        # as the chief does (saving may run collectives); then discarded
+        summary["export"] = None
     summary["status"] = "completed"
     summary["step"] = int(trainer.step.numpy())
     return summary
