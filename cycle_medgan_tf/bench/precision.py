@@ -34,6 +34,8 @@ def define_flags() -> None:
     flags.DEFINE_string("out", "runs/bench_precision", "Parent directory of the run directories.")
     flags.DEFINE_bool("overwrite", False, "Replace existing run directories under --out.")
     flags.DEFINE_integer("val_slices", 64, "Validation slices scored.")
+    flags.DEFINE_integer("noise_seed", -1, "If >= 0, also train the first precision with this seed: how far two "
+                         "runs that differ only in their seed end apart is the yardstick for the precisions' gap.")
 
 
 def _final_losses(metrics_path: str, window: int, total: int) -> tuple[dict, float]:
@@ -46,7 +48,7 @@ def _final_losses(metrics_path: str, window: int, total: int) -> tuple[dict, flo
     return losses, statistics.median(speeds)
 
 
-def run_precision(precision: str, data: str, workdir: str) -> dict:
+def run_precision(precision: str, data: str, workdir: str, seed: int = 0) -> dict:
     """Train ``FLAGS.model`` under ``precision`` into ``workdir``; return its speed, final losses and scores."""
     from cycle_medgan_tf.config import resolve_config
     from cycle_medgan_tf.data.pipeline import val_arrays
@@ -58,13 +60,13 @@ def run_precision(precision: str, data: str, workdir: str) -> dict:
     log_every = max(FLAGS.steps // 20, 1)
     cfg = resolve_config(FLAGS.model, "quick", dict(
         data=data, workdir=workdir, image_size=FLAGS.size, steps=FLAGS.steps, precision=precision,
-        log_every=log_every, image_every=FLAGS.steps, checkpoint_every=FLAGS.steps, keep_checkpoints=1))
+        log_every=log_every, image_every=FLAGS.steps, checkpoint_every=FLAGS.steps, keep_checkpoints=1, seed=seed))
     run_training(trainer_class(FLAGS.model), cfg, overwrite=FLAGS.overwrite, log=lambda m: None)
     losses, sec = _final_losses(os.path.join(workdir, "metrics.jsonl"), FLAGS.final_window, FLAGS.steps)
     a, b, _ = val_arrays(data, FLAGS.size, FLAGS.val_slices)
     fake_b = load_translator(workdir, "a2b")(a)[..., 0]
     b = b[..., 0]
-    return dict(precision=precision, model=FLAGS.model, size=FLAGS.size, steps=FLAGS.steps,
+    return dict(precision=precision, seed=seed, model=FLAGS.model, size=FLAGS.size, steps=FLAGS.steps,
                 sec_per_step_median=round(sec, 4), final_losses={k: round(v, 5) for k, v in losses.items()},
                 val_ssim=round(float(ssim(b, fake_b).mean()), 4), val_psnr=round(float(psnr(b, fake_b).mean()), 3))
 
@@ -86,20 +88,23 @@ def main(argv):
     data = FLAGS.data or ensure_default("pet_ct", FLAGS.size)
     if not os.path.isfile(data):
         fail(f"{data}: no such store")
+    runs = [(p, 0) for p in FLAGS.precisions]
+    if FLAGS.noise_seed >= 0:
+        runs.append((FLAGS.precisions[0], FLAGS.noise_seed))
     results = []
-    for precision in FLAGS.precisions:
-        workdir = os.path.join(FLAGS.out, f"{FLAGS.model}_{precision}")
+    for precision, seed in runs:
+        workdir = os.path.join(FLAGS.out, f"{FLAGS.model}_{precision}_seed{seed}")
         if os.path.exists(workdir) and not FLAGS.overwrite:
             fail(f"{workdir} exists; use --overwrite or another --out")
         try:
-            results.append(run_precision(precision, data, workdir))
+            results.append(run_precision(precision, data, workdir, seed))
         except TrainingError as exc:
             fail(str(exc))
         print(json.dumps(results[-1]), flush=True)
     ref = results[0]
     for other in results[1:]:
         print(json.dumps(dict(
-            compare=f"{other['precision']} vs {ref['precision']}",
+            compare=f"{other['precision']} seed {other['seed']} vs {ref['precision']} seed {ref['seed']}",
             speedup=round(ref["sec_per_step_median"] / other["sec_per_step_median"], 3),
             loss_relative_difference={k: round((other["final_losses"][k] - v) / abs(v), 4) if v else None
                                       for k, v in ref["final_losses"].items()},

@@ -44,7 +44,8 @@ def run_one(args: list[str], timeout: int) -> dict:
 
 
 REPORTED = ("step_s_median", "img_per_s", "gflop_per_step", "gflops_achieved", "conv_peak_gflops",
-            "fraction_of_peak", "fraction_of_peak_interleaved")
+            "fraction_of_peak", "fraction_of_peak_interleaved", "conv_peak_concurrent_gflops",
+            "fraction_of_concurrent_peak_interleaved")
 
 
 def summarise(records: list[dict]) -> dict:

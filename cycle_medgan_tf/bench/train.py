@@ -3,14 +3,16 @@
 ``python -m cycle_medgan_tf.bench.train --model=cyclegan|cycle_medgan|unit --size=128 --batch=1 --steps=10
 [--precision=float32|mixed_bfloat16|mixed_float16] [--jit]`` prints one JSON line:
 
-* ``conv_peak_gflops``: a large 3x3 convolution (``PEAK_SHAPE``, in the policy's compute dtype), forward plus both
-  backward passes, measured by this command just before the training steps (median of ``--peak_repeats``), and
-  again just before every timed step (``conv_peak_gflops_interleaved``; ``fraction_of_peak_interleaved`` is the
-  median of the per-step ratios, which a slow period of a shared host affects least);
+* ``conv_peak_gflops``: a large 3x3 convolution (``PEAK_SHAPE``, in the policy's compute dtype), forward, input
+  gradient and kernel gradient run one after another (:class:`PeakConvolution`), measured by this command just
+  before the training steps (median of ``--peak_repeats``) and again just before every timed step
+  (``fraction_of_peak_interleaved`` is the median of the per-step ratios, which a slow period of a shared host
+  affects least); ``conv_peak_concurrent_gflops`` and ``fraction_of_concurrent_peak[_interleaved]`` are the same
+  against the convolution's forward and backward pass as one graph, whose two backward kernels may overlap;
 * ``step_s_median`` / ``img_per_s``: the real train step of the model (the trainer ``train`` uses, with its
   optimisers, pool and losses) on fixed random batches, after ``--warmup`` untimed steps;
-* ``gflop_per_step``: from the networks' layers (:func:`step_flops`), so ``gflops_achieved / conv_peak_gflops`` is
-  the fraction of the peak the step reaches, both measured in one run.
+* ``gflop_per_step``: from the networks' layers (:func:`step_flops`), so ``fraction_of_peak`` =
+  ``gflops_achieved / conv_peak_gflops`` is the fraction of the peak the step reaches, both measured in one run.
 """
 
 from __future__ import annotations
@@ -45,34 +47,56 @@ def define_flags() -> None:
 PEAK_SHAPE = dict(batch=8, side=64, channels_in=256, channels_out=256, kernel=3)
 
 
-def peak_convolution(dtype: str = "float32"):
-    """``(run, flop)``: a compiled forward + input-gradient + kernel-gradient pass of one large 3x3 convolution
-    (``PEAK_SHAPE``), and its FLOPs."""
-    import tensorflow as tf
+class PeakConvolution:
+    """One large 3x3 convolution (``PEAK_SHAPE``) in ``dtype``, forward and both backward passes (input gradient,
+    kernel gradient), timed two ways:
 
-    p = PEAK_SHAPE
-    x = tf.random.normal((p["batch"], p["side"], p["side"], p["channels_in"]), dtype=dtype)
-    kernel = tf.Variable(tf.random.normal((p["kernel"], p["kernel"], p["channels_in"], p["channels_out"]),
-                                          stddev=0.02, dtype=dtype))
+    * :meth:`sequential`: the three kernels one after another, each given the whole machine -- the convolution
+      throughput a chain of dependent layers can count on (SPEC section 6 quotes 160-190 GFLOP/s for it);
+    * :meth:`concurrent`: forward, then both backward kernels in one graph, which TensorFlow may run side by side
+      (on 2 cores this is faster than either kernel alone) -- the best a single convolution gets.
+    """
 
-    @tf.function
-    def fwd_bwd(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.nn.conv2d(x, kernel, 1, "SAME")
-            loss = tf.reduce_sum(tf.cast(y, tf.float32))
-        return tape.gradient(loss, [x, kernel])
+    def __init__(self, dtype: str = "float32"):
+        import tensorflow as tf
 
-    def run() -> float:
-        """Wall seconds of one pass."""
+        p = PEAK_SHAPE
+        n, s, cin, cout, k = p["batch"], p["side"], p["channels_in"], p["channels_out"], p["kernel"]
+        self.flop = 3 * 2 * n * s * s * k * k * cin * cout
+        x = tf.random.normal((n, s, s, cin), dtype=dtype)
+        dy = tf.random.normal((n, s, s, cout), dtype=dtype)
+        kernel = tf.random.normal((k, k, cin, cout), stddev=0.02, dtype=dtype)
+        forward = tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME"))
+        input_grad = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=x.shape, filter=kernel, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"))
+        kernel_grad = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"))
+
+        @tf.function
+        def both():
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                y = tf.nn.conv2d(x, kernel, 1, "SAME")
+            return tape.gradient(y, [x, kernel], output_gradients=dy)
+
+        self._parts, self._both = (forward, input_grad, kernel_grad), both
+        self.sequential(), self.concurrent()       # trace, and let oneDNN pick its kernels
+
+    @staticmethod
+    def _timed(fn) -> float:
         start = time.perf_counter()
-        grads = fwd_bwd(x)
-        float(tf.reduce_sum(grads[1]))
+        out = fn()
+        for t in out if isinstance(out, (list, tuple)) else [out]:
+            t.numpy()
         return time.perf_counter() - start
 
-    run()
-    macs = p["batch"] * p["side"] ** 2 * p["kernel"] ** 2 * p["channels_in"] * p["channels_out"]
-    return run, 3 * 2 * macs
+    def sequential(self) -> float:
+        """Wall seconds of the three kernels run one at a time."""
+        return sum(self._timed(part) for part in self._parts)
+
+    def concurrent(self) -> float:
+        """Wall seconds of the forward and backward pass as one graph."""
+        return self._timed(self._both)
 
 
 def step_flops(trainer) -> dict:
@@ -129,26 +153,27 @@ def build_trainer(model: str, size: int, batch: int, precision: str, jit: bool, 
     return trainer_class(model)(cfg, info)
 
 
-def time_steps(trainer, steps: int, warmup: int, peak_run=None) -> tuple[list[float], list[float]]:
-    """Wall seconds of each of ``steps`` train steps after ``warmup`` untimed ones (fixed random batches), and,
-    with ``peak_run``, the time of a peak-convolution pass run just before each step (so that a slow period of a
-    shared host slows both; their ratio is what the bench reports)."""
+def time_steps(trainer, steps: int, warmup: int, peak: PeakConvolution | None = None) -> tuple[list, list, list]:
+    """Wall seconds of each of ``steps`` train steps after ``warmup`` untimed ones (fixed random batches), and, with
+    ``peak``, the sequential and concurrent peak-convolution times measured just before each step (so that a slow
+    period of a shared host slows both; their per-step ratios are what the bench reports)."""
     import tensorflow as tf
 
     cfg = trainer.cfg
     shape = (cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels)
     a = tf.random.stateless_uniform(shape, [1, 2], -1.0, 1.0)
     b = tf.random.stateless_uniform(shape, [3, 4], -1.0, 1.0)
-    times, peak_times = [], []
+    times, sequential, concurrent = [], [], []
     for i in range(warmup + steps):
-        if peak_run is not None and i >= warmup:
-            peak_times.append(peak_run())
+        if peak is not None and i >= warmup:
+            sequential.append(peak.sequential())
+            concurrent.append(peak.concurrent())
         start = time.perf_counter()
         losses = trainer.run_step(a, b, tf.constant(i, tf.int64))
         float(losses["d_total"])
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return times, peak_times
+    return times, sequential, concurrent
 
 
 def main(argv):
@@ -159,27 +184,32 @@ def main(argv):
     import tensorflow as tf
 
     compute_dtype = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[FLAGS.precision]
-    peak_run, peak_flop = peak_convolution(compute_dtype)
-    peak_first = statistics.median(peak_run() for _ in range(FLAGS.peak_repeats))
+    peak = PeakConvolution(compute_dtype)
+    peak_first = statistics.median(peak.sequential() for _ in range(FLAGS.peak_repeats))
+    concurrent_first = statistics.median(peak.concurrent() for _ in range(FLAGS.peak_repeats))
     try:
         trainer = build_trainer(FLAGS.model, FLAGS.size, FLAGS.batch, FLAGS.precision, FLAGS.jit, FLAGS.extractor)
     except ValueError as exc:
         fail(str(exc))
     flop = step_flops(trainer)["total"]
-    times, peak_times = time_steps(trainer, FLAGS.steps, FLAGS.warmup, peak_run)
+    times, sequential, concurrent = time_steps(trainer, FLAGS.steps, FLAGS.warmup, peak)
     step_s = statistics.median(times)
-    peak_gflops = peak_flop / peak_first / 1e9
-    paired = [(flop / t) / (peak_flop / p) for t, p in zip(times, peak_times)]
+    achieved = flop / step_s / 1e9
+    peak_gflops = peak.flop / peak_first / 1e9
+
+    def paired(peak_times):
+        return round(statistics.median((flop / t) / (peak.flop / p) for t, p in zip(times, peak_times)), 3)
+
     print(json.dumps(dict(
         model=FLAGS.model, size=FLAGS.size, batch=FLAGS.batch, precision=FLAGS.precision, jit=FLAGS.jit,
         steps=FLAGS.steps, tf_version=tf.__version__, cpu_threads=os.cpu_count(),
         step_s_median=round(step_s, 4), step_s_min=round(min(times), 4), step_s_max=round(max(times), 4),
         img_per_s=round(FLAGS.batch / step_s, 3), gflop_per_step=round(flop / 1e9, 2),
-        gflops_achieved=round(flop / step_s / 1e9, 1), conv_peak_gflops=round(peak_gflops, 1),
-        conv_peak_dtype=compute_dtype,
-        fraction_of_peak=round(flop / step_s / 1e9 / peak_gflops, 3),
-        conv_peak_gflops_interleaved=round(peak_flop / statistics.median(peak_times) / 1e9, 1),
-        fraction_of_peak_interleaved=round(statistics.median(paired), 3))))
+        gflops_achieved=round(achieved, 1), conv_peak_gflops=round(peak_gflops, 1), conv_peak_dtype=compute_dtype,
+        fraction_of_peak=round(achieved / peak_gflops, 3), fraction_of_peak_interleaved=paired(sequential),
+        conv_peak_concurrent_gflops=round(peak.flop / concurrent_first / 1e9, 1),
+        fraction_of_concurrent_peak=round(achieved * concurrent_first * 1e9 / peak.flop, 3),
+        fraction_of_concurrent_peak_interleaved=paired(concurrent))))
 
 
 if __name__ == "__main__":
