@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 MODELS = ("cyclegan", "cycle_medgan", "unit")
 PROFILE_NAMES = ("smoke", "quick", "paper")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
 
 
@@ -152,8 +153,7 @@ def check_config(cfg: TrainConfig) -> None:
         need(len(weights) > 0 and all(w >= 0 for w in weights), f"{name} must be non-negative numbers")
     for name in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
-    need(cfg.precision in ("float32", "mixed_bfloat16", "mixed_float16"),
-         f"precision must be float32, mixed_bfloat16 or mixed_float16, got {cfg.precision}")
+    need(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision}")
     need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")

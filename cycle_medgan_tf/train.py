@@ -14,8 +14,8 @@ import sys
 from absl import flags
 
 from cycle_medgan_tf.cli import FLAGS, config_from_flags, define_training_flags, fail, run_app
+from cycle_medgan_tf.config import MODELS
 
-TRAINER_MODELS = ("cyclegan", "cycle_medgan", "unit")
 
 
 def trainer_class(model: str):
@@ -89,5 +89,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_training_flags(TRAINER_MODELS, "cycle_medgan")
+    define_training_flags(MODELS, "cycle_medgan")
     run_app(main)

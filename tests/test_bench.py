@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cycle_medgan_tf.bench.train import build_trainer, step_flops
+from cycle_medgan_tf.bench.train import bench_config, build_trainer, step_flops
 from tests.conftest import run_module
 
 
@@ -25,18 +25,18 @@ def _cyclegan_macs_by_hand(side: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("side,batch", [(64, 1), (32, 2)])
 def test_cyclegan_step_flops_match_hand_count(side, batch):
-    trainer = build_trainer("cyclegan", side, batch, "float32", False)
+    trainer = build_trainer(bench_config("cyclegan", side, batch, "float32", False))
     g, d = _cyclegan_macs_by_hand(side)
     # 4 generator and 6 discriminator calls per step; FLOPs = 2 x MACs; backward = 2 x forward
     assert step_flops(trainer)["total"] == batch * 3 * 2 * (4 * g + 6 * d)
 
 
 def test_cycle_medgan_costs_more_flops_than_cyclegan_and_unit_counts():
-    base = step_flops(build_trainer("cyclegan", 32, 1, "float32", False))["total"]
-    medgan = step_flops(build_trainer("cycle_medgan", 32, 1, "float32", False))
+    base = step_flops(build_trainer(bench_config("cyclegan", 32, 1, "float32", False)))["total"]
+    medgan = step_flops(build_trainer(bench_config("cycle_medgan", 32, 1, "float32", False)))
     assert medgan["total"] > base
     assert set(medgan["per_sample_forward"]) >= {"extractor_real", "extractor_reconstructed"}
-    unit = step_flops(build_trainer("unit", 32, 1, "float32", False))
+    unit = step_flops(build_trainer(bench_config("unit", 32, 1, "float32", False)))
     assert unit["total"] > 0 and len(unit["per_sample_forward"]) == 4
 
 
@@ -57,3 +57,14 @@ def test_bench_cli_rejects_bad_size():
     result = run_module("cycle_medgan_tf.bench.train", "--size=30", timeout=120)
     assert result.returncode == 2
     assert "error:" in result.stderr and "multiple of 4" in result.stderr
+
+
+def test_sweep_summary_keeps_settings_and_medians_measurements():
+    from cycle_medgan_tf.bench.sweep import summarise
+
+    records = [dict(model="cyclegan", size=128, step_s_median=t, step_s_min=t - 0.1, fraction_of_peak_interleaved=f)
+               for t, f in ((2.0, 0.8), (1.0, 0.9), (3.0, 0.7))]
+    out = summarise(records)
+    assert out["model"] == "cyclegan" and out["size"] == 128 and out["rounds"] == 3
+    assert out["step_s_median"] == 2.0 and out["fraction_of_peak_interleaved"] == 0.8
+    assert out["step_s_best"] == pytest.approx(0.9) and out["fraction_of_peak_interleaved_best"] == 0.9

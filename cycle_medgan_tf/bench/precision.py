@@ -19,13 +19,14 @@ import statistics
 from absl import flags
 
 from cycle_medgan_tf.cli import fail, run_app
+from cycle_medgan_tf.config import MODELS, PRECISIONS
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a command, so that importing this module is free)."""
-    flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model to train.")
+    flags.DEFINE_enum("model", "cyclegan", list(MODELS), "Model to train.")
     flags.DEFINE_string("data", "", "Store to train on ('' = the default pet_ct data at --size, generated if needed).")
     flags.DEFINE_integer("size", 64, "Image side.")
     flags.DEFINE_integer("steps", 200, "Training steps per precision.")
@@ -76,8 +77,8 @@ def main(argv):
     if FLAGS.steps < 2 or not 1 <= FLAGS.final_window <= FLAGS.steps:
         fail("--steps >= 2 and 1 <= --final_window <= --steps are required")
     for p in FLAGS.precisions:
-        if p not in ("float32", "mixed_bfloat16", "mixed_float16"):
-            fail(f"unknown precision {p!r} (float32, mixed_bfloat16, mixed_float16)")
+        if p not in PRECISIONS:
+            fail(f"unknown precision {p!r} ({', '.join(PRECISIONS)})")
     from absl import logging
 
     from cycle_medgan_tf.data.make_default import ensure_default

@@ -43,17 +43,14 @@ def run_one(args: list[str], timeout: int) -> dict:
     return json.loads(lines[-1])
 
 
-REPORTED = ("step_s_median", "img_per_s", "gflop_per_step", "gflops_achieved", "conv_peak_gflops",
-            "fraction_of_peak", "fraction_of_peak_interleaved", "conv_peak_concurrent_gflops",
-            "fraction_of_concurrent_peak_interleaved")
-
-
 def summarise(records: list[dict]) -> dict:
-    """Settings of the configuration, and the median over ``records`` of each reported figure (plus the best
-    step time and the best interleaved fraction of the peak)."""
-    out = {k: v for k, v in records[0].items() if k not in REPORTED and not k.startswith(("step_s", "conv_peak_"))}
-    for key in REPORTED:
-        out[key] = round(statistics.median(r[key] for r in records), 4)
+    """The fields every record shares (the configuration), the median over ``records`` of every field that varies
+    (the measurements), the best step time and the best interleaved fraction of the peak."""
+    out = {}
+    for key, value in records[0].items():
+        values = [r[key] for r in records]
+        varies = any(v != value for v in values)
+        out[key] = round(statistics.median(values), 4) if varies else value
     out["step_s_best"] = min(r["step_s_min"] for r in records)
     out["fraction_of_peak_interleaved_best"] = max(r["fraction_of_peak_interleaved"] for r in records)
     out["rounds"] = len(records)

@@ -25,18 +25,19 @@ import time
 from absl import flags
 
 from cycle_medgan_tf.cli import fail, run_app
+from cycle_medgan_tf.config import MODELS, PRECISIONS
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a command, so that importing this module is free)."""
-    flags.DEFINE_enum("model", "cyclegan", ["cyclegan", "cycle_medgan", "unit"], "Model whose train step is timed.")
+    flags.DEFINE_enum("model", "cyclegan", list(MODELS), "Model whose train step is timed.")
     flags.DEFINE_integer("size", 128, "Image side (a multiple of 4).")
     flags.DEFINE_integer("batch", 1, "Batch size per domain.")
     flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
     flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, oneDNN kernel selection).")
-    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.")
+    flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
     flags.DEFINE_bool("jit", False, "Compile the train step with XLA.")
     flags.DEFINE_integer("peak_repeats", 5, "Timed repeats of the peak convolution.")
     flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one; it is "
@@ -102,7 +103,7 @@ class PeakConvolution:
 def step_flops(trainer) -> dict:
     """FLOPs of one train step from the networks' layers: 2 x multiply-adds of every convolution and dense layer
     per forward call, and a backward pass costed at 2 x its forward for every call a gradient flows through
-    (the convention of SPEC section 6). Returns ``{"total": ..., "forward_calls": {...}}``."""
+    (the convention of SPEC section 6). Returns ``{"total": ..., "per_sample_forward": {call kind: FLOPs}}``."""
     from cycle_medgan_tf.models.registry import forward_flops
 
     cfg = trainer.cfg
@@ -140,17 +141,23 @@ def step_flops(trainer) -> dict:
     return {"total": total, "per_sample_forward": {k: f for k, (n, f, m) in calls.items()}}
 
 
-def build_trainer(model: str, size: int, batch: int, precision: str, jit: bool, extractor: str = ""):
-    """The training-code trainer of ``model`` on a synthetic data description (no store needed)."""
+def bench_config(model: str, size: int, batch: int, precision: str, jit: bool, extractor: str = ""):
+    """The checked training configuration the bench times (``ValueError`` for a bad setting)."""
     from cycle_medgan_tf.config import resolve_config
+
+    return resolve_config(model, "quick", dict(image_size=size, batch_size=batch, steps=1000, precision=precision,
+                                               jit=jit, extractor=extractor))
+
+
+def build_trainer(cfg):
+    """The training-code trainer of ``cfg`` on a synthetic data description (no store needed)."""
     from cycle_medgan_tf.train import trainer_class
     from cycle_medgan_tf.training.trainer import DataInfo
 
-    cfg = resolve_config(model, "quick", dict(image_size=size, batch_size=batch, steps=1000, precision=precision,
-                                              jit=jit, extractor=extractor))
     info = DataInfo(path="<synthetic>", task="bench", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
-                    window_b=(-1.0, 1.0), pixel_spacing_mm=1.0, store_size=size, n_train_a=1000, n_train_b=1000)
-    return trainer_class(model)(cfg, info)
+                    window_b=(-1.0, 1.0), pixel_spacing_mm=1.0, store_size=cfg.image_size, n_train_a=1000,
+                    n_train_b=1000)
+    return trainer_class(cfg.model)(cfg, info)
 
 
 def time_steps(trainer, steps: int, warmup: int, peak: PeakConvolution | None = None) -> tuple[list, list, list]:
@@ -178,18 +185,25 @@ def time_steps(trainer, steps: int, warmup: int, peak: PeakConvolution | None = 
 
 def main(argv):
     del argv
-    if FLAGS.size < 16 or FLAGS.size % 4 or FLAGS.batch < 1 or FLAGS.steps < 1 or FLAGS.warmup < 0:
-        fail("--size must be a multiple of 4 and >= 16; --batch, --steps >= 1; --warmup >= 0")
+    if FLAGS.steps < 1 or FLAGS.warmup < 0:
+        fail("--steps >= 1 and --warmup >= 0 are required")
+    try:           # size, batch and precision are checked where every training run checks them
+        cfg = bench_config(FLAGS.model, FLAGS.size, FLAGS.batch, FLAGS.precision, FLAGS.jit, FLAGS.extractor)
+    except ValueError as exc:
+        fail(str(exc))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
     import tensorflow as tf
 
-    compute_dtype = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[FLAGS.precision]
+    compute_dtype = keras.mixed_precision.Policy(cfg.precision).compute_dtype
     peak = PeakConvolution(compute_dtype)
     peak_first = statistics.median(peak.sequential() for _ in range(FLAGS.peak_repeats))
     concurrent_first = statistics.median(peak.concurrent() for _ in range(FLAGS.peak_repeats))
+    from cycle_medgan_tf.weights import WeightsError
+
     try:
-        trainer = build_trainer(FLAGS.model, FLAGS.size, FLAGS.batch, FLAGS.precision, FLAGS.jit, FLAGS.extractor)
-    except ValueError as exc:
+        trainer = build_trainer(cfg)
+    except (ValueError, WeightsError) as exc:      # e.g. an unreadable --extractor
         fail(str(exc))
     flop = step_flops(trainer)["total"]
     times, sequential, concurrent = time_steps(trainer, FLAGS.steps, FLAGS.warmup, peak)

@@ -83,6 +83,8 @@ class Trainer:
         self.dist = dist or Distribution()
         self.dist.check(cfg.batch_size, bool(cfg.jit))
         self.total_steps = total_steps(cfg, info)
+        self.schedule = ConstantThenLinearDecay(cfg.lr, self.total_steps,
+                                                int(round(cfg.decay_start * self.total_steps)))
         keras.mixed_precision.set_global_policy(cfg.precision)
         keras.utils.set_random_seed(cfg.seed)
         with self.dist.scope():
@@ -122,9 +124,7 @@ class Trainer:
     def make_optimizer(self, variables) -> keras.optimizers.Optimizer:
         """Adam (one fused kernel per variable, see optim.py) with the configured betas and the constant-then-linear-
         decay schedule, built for ``variables``."""
-        decay_start = int(round(self.cfg.decay_start * self.total_steps))
-        schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps, decay_start)
-        optimizer = FusedAdam(learning_rate=schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
+        optimizer = FusedAdam(learning_rate=self.schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
         if self.cfg.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(variables)
@@ -146,9 +146,7 @@ class Trainer:
 
     def learning_rate(self) -> float:
         """The learning rate the most recent step used."""
-        schedule = ConstantThenLinearDecay(self.cfg.lr, self.total_steps,
-                                           int(round(self.cfg.decay_start * self.total_steps)))
-        return float(schedule(max(int(self.step.numpy()) - 1, 0)))
+        return float(self.schedule(max(int(self.step.numpy()) - 1, 0)))
 
     def manifest(self) -> dict:
         return dict(model=self.cfg.model, task=self.info.task, domain_a=self.info.domain_a,
