@@ -14,6 +14,10 @@ MODELS = ("cyclegan", "cycle_medgan", "unit")
 PROFILE_NAMES = ("smoke", "quick", "paper")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
+EPOCH_BASES = ("store", "paper")
+# Training slices per domain in the paper's cohorts (Armanious et al. 2019): an epoch of the `paper` profile,
+# whatever store it is given, so its step count is the paper's (50 epochs of 30 and 15 batches of 64: 1,500 and 750 steps).
+PAPER_EPOCH_SLICES = {"pet_ct": 1935, "mr_motion": 980}
 
 
 @dataclass
@@ -28,7 +32,8 @@ class TrainConfig:
     channels: int = 1
     batch_size: int = 1
     steps: int = 0                    # total optimisation steps; 0 = derive from epochs
-    epochs: float = 0.0               # epochs over the larger training domain (used when steps == 0)
+    epochs: float = 0.0               # epochs (used when steps == 0); an epoch's size is set by epoch_basis
+    epoch_basis: str = "store"        # "store": min(train A, train B) of the store; "paper": the paper's cohort
     seed: int = 0
     # optimisation
     lr: float = 2e-4
@@ -104,9 +109,9 @@ PROFILES: dict[str, dict] = {
     # CPU demo: 64x64, a step budget sized so the three-model job takes about 30 minutes on 2 cores
     # (measured at 64x64: UNIT about 1.2 s/step, CycleGAN and Cycle-MedGAN less).
     "quick": dict(image_size=64, batch_size=1, steps=600, log_every=25, image_every=150, checkpoint_every=100),
-    # The paper: 256x256, batch 64, 50 epochs (GPU).
-    "paper": dict(image_size=256, batch_size=64, epochs=50.0, steps=0, log_every=10, image_every=100,
-                  checkpoint_every=200),
+    # The paper: 256x256, batch 64, 50 epochs of the paper's cohort (GPU).
+    "paper": dict(image_size=256, batch_size=64, epochs=50.0, steps=0, epoch_basis="paper", log_every=10,
+                  image_every=100, checkpoint_every=200),
 }
 PROFILE_MODEL_OVERRIDES: dict[tuple[str, str], dict] = {
     ("quick", "bigan"): dict(steps=2000, batch_size=16, image_every=250, checkpoint_every=250),   # the shipped extractor
@@ -153,6 +158,7 @@ def check_config(cfg: TrainConfig) -> None:
         need(len(weights) > 0 and all(w >= 0 for w in weights), f"{name} must be non-negative numbers")
     for name in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    need(cfg.epoch_basis in EPOCH_BASES, f"epoch_basis must be one of {', '.join(EPOCH_BASES)}, got {cfg.epoch_basis}")
     need(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision}")
     need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")

@@ -23,9 +23,6 @@ from cycle_medgan_tf.cli import fail, run_app
 
 MODEL_ORDER = ("unit", "cyclegan", "cycle_medgan")
 TASKS = ("pet_ct", "mr_motion")
-# Default-data size per profile (the smoke profile uses a tiny cohort so the test suite stays fast).
-DATA_SETTINGS = {"smoke": dict(subjects=3, slices=2), "quick": dict(subjects=12, slices=16),
-                 "paper": dict(subjects=12, slices=16)}
 QUICK_MINUTES = 30
 
 FLAGS = flags.FLAGS
@@ -42,6 +39,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("subjects", None, "Default-data subjects (default per profile).", lower_bound=3)
     flags.DEFINE_integer("slices", None, "Default-data slices per subject (default per profile).", lower_bound=1)
     flags.DEFINE_string("data", None, "Use this store instead of the default data.")
+    flags.DEFINE_enum("pet", "nac", ["nac", "ac"], "pet_ct default data: non-attenuation-corrected PET (nac, the "
+                      "input of PET->CT synthesis for attenuation correction) or attenuation-corrected (ac).")
     flags.DEFINE_bool("overwrite", False, "Start the runs afresh when their configuration changed.")
 
 
@@ -68,10 +67,11 @@ def _log(message: str) -> None:
 
 
 def run_job(task: str, profile: str, results: str, models, steps=None, image_size=None, subjects=None, slices=None,
-            data=None, overwrite=False) -> dict:
+            data=None, overwrite=False, pet="nac") -> dict:
     """Run every stage; returns the summary written to ``summary.json``."""
     from cycle_medgan_tf.config import resolve_config
     from cycle_medgan_tf.data.make_default import ensure_default
+    from cycle_medgan_tf.data.synth.tasks import cohort
     from cycle_medgan_tf.evaluate import evaluate
     from cycle_medgan_tf.train import trainer_class
     from cycle_medgan_tf.training.trainer import run_training
@@ -91,10 +91,11 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
 
     t = time.monotonic()
     if data is None:
-        settings = dict(DATA_SETTINGS[profile])
-        settings.update({k: v for k, v in dict(subjects=subjects, slices=slices).items() if v is not None})
+        group = cohort(task, profile)    # the smoke profile uses a tiny cohort so the test suite stays fast
+        settings = dict(subjects=subjects or group.subjects, slices=slices or group.slices,
+                        val_slices=None if slices else group.val_slices)
         _log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices)")
-        data = ensure_default(task, size, **settings)
+        data = ensure_default(task, size, pet=pet, **settings)
     summary["data"] = data
     summary["stages"]["data_s"] = round(time.monotonic() - t, 2)
 
@@ -133,7 +134,7 @@ def main(argv):
     profile = choose_profile(FLAGS.profile)
     try:
         summary = run_job(FLAGS.task, profile, FLAGS.results, models, FLAGS.steps, FLAGS.image_size, FLAGS.subjects,
-                          FLAGS.slices, FLAGS.data, FLAGS.overwrite)
+                          FLAGS.slices, FLAGS.data, FLAGS.overwrite, FLAGS.pet)
     except user_errors() as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:

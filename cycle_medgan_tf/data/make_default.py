@@ -1,13 +1,15 @@
 """Generate a default dataset (SPEC 2.2) into a format-v1 slice store; no download needed.
 
     python -m cycle_medgan_tf.data.make_default --task=pet_ct|mr_motion|bigan_ct --size=64|128|256 \\
-        --out=FILE [--subjects=12 --slices=16 --seed=0 --workers=N --preview=FILE.png --overwrite]
+        --out=FILE [--subjects=48 --slices=12 --val_slices=N --pet=nac|ac --seed=0 --workers=N
+        --preview=FILE.png --overwrite]
 
 Realistic, deterministic stand-ins built from the MNI ICBM152 2009a template (see
-``cycle_medgan_tf/data/synth``): per-subject warped anatomy with skull and scalp, then FDG-PET and CT
-(``pet_ct``), motion-corrupted and motion-free T1 MR (``mr_motion``), or CT of a separate cohort for the
-feature extractor (``bigan_ct``). Subjects split into train A / train B / validation as
-``cycle_medgan_tf.data.synth.tasks.split_subjects`` says (12 -> 5 / 5 / 2), with disjoint subjects in
+``cycle_medgan_tf/data/synth``): per-subject anatomy (head size and shape, 3-D tilt, elastic warp, slice
+heights, ventricles, skull, sinus, pathology) with skull and scalp, then FDG-PET (NAC by default, or AC) and
+CT (``pet_ct``), motion-corrupted (mild to severe) and motion-free T1 MR (``mr_motion``), or CT of a separate
+cohort for the feature extractor (``bigan_ct``). Subjects split into train A / train B / validation as
+``cycle_medgan_tf.data.synth.tasks.split_subjects`` says (48 -> 20 / 20 / 8), with disjoint subjects in
 each split and paired validation rows. Output is identical (same bytes) for any ``--workers``.
 
 Python: :func:`make_default` writes a file, :func:`ensure_default` generates into the cache
@@ -25,19 +27,22 @@ import numpy as np
 
 from cycle_medgan_tf.data.store import StoreError, write_store
 from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
-from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, SIZES, TASKS, generate_subject,
-                                              split_subjects, store_attributes, subject_id)
+from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, PET_MODES, SIZES, TASKS, cohort,
+                                              generate_subject, split_subjects, store_attributes, subject_id,
+                                              window_a)
 
 MAX_SUBJECTS = 1000
 MAX_SLICES = 160
 _JOB_COST = {"val": 2, "A": 1, "B": 1}
+_QUICK = cohort("pet_ct", "quick")
 
 
 class DefaultDataError(ValueError):
     """Bad arguments for default-data generation; the message is meant for the user."""
 
 
-def _check(task: str, size: int, subjects: int, slices: int, seed: int, workers) -> None:
+def _check(task: str, size: int, subjects: int, slices: int, seed: int, workers, pet: str = "nac",
+           val_slices: int | None = None) -> None:
     if task not in TASKS:
         raise DefaultDataError(f"unknown task {task!r}; choose one of {', '.join(sorted(TASKS))}")
     if size not in SIZES:
@@ -46,6 +51,11 @@ def _check(task: str, size: int, subjects: int, slices: int, seed: int, workers)
         raise DefaultDataError(f"subjects must be between 3 and {MAX_SUBJECTS}, got {subjects}")
     if not 1 <= slices <= MAX_SLICES:
         raise DefaultDataError(f"slices must be between 1 and {MAX_SLICES}, got {slices}")
+    if val_slices is not None and not 1 <= val_slices <= MAX_SLICES:
+        raise DefaultDataError(f"val_slices must be between 1 and {MAX_SLICES}, got {val_slices}")
+    if pet not in PET_MODES:
+        raise DefaultDataError(f"pet must be one of {', '.join(PET_MODES)} (non-attenuation-corrected or "
+                               f"attenuation-corrected), got {pet!r}")
     if seed < 0:
         raise DefaultDataError(f"seed must be >= 0, got {seed}")
     if workers is not None and workers < 1:
@@ -53,8 +63,8 @@ def _check(task: str, size: int, subjects: int, slices: int, seed: int, workers)
 
 
 def _run_job(job: tuple) -> tuple[int, dict[str, np.ndarray]]:
-    position, (task, index, role, size, slices, seed) = job
-    return position, generate_subject(task, index, role, size, slices, seed)
+    position, (task, index, role, size, slices, seed, pet) = job
+    return position, generate_subject(task, index, role, size, slices, seed, pet)
 
 
 def _default_workers(n_jobs: int) -> int:
@@ -65,12 +75,15 @@ def _default_workers(n_jobs: int) -> int:
     return max(1, min(cores, n_jobs))
 
 
-def generate_images(task: str, size: int, subjects: int = 12, slices: int = 16, seed: int = 0,
-                    workers: int | None = None) -> dict:
+def generate_images(task: str, size: int, subjects: int = _QUICK.subjects, slices: int = _QUICK.slices,
+                    seed: int = 0, workers: int | None = None, pet: str = "nac",
+                    val_slices: int | None = None) -> dict:
     """All images of a default dataset as keyword arguments for :func:`write_store` (no file written)."""
-    _check(task, size, subjects, slices, seed, workers)
+    _check(task, size, subjects, slices, seed, workers, pet, val_slices)
     split = split_subjects(subjects)
-    jobs = [(task, index, role, size, slices, seed) for role in ("A", "B", "val") for index in split[role]]
+    per_role = {"A": slices, "B": slices, "val": val_slices or slices}
+    jobs = [(task, index, role, size, per_role[role], seed, pet) for role in ("A", "B", "val")
+            for index in split[role]]
     workers = workers or _default_workers(len(jobs))
     # Longest jobs first for load balance; results are put back by position, so order never matters.
     order = sorted(range(len(jobs)), key=lambda i: -_JOB_COST[jobs[i][2]])
@@ -91,7 +104,8 @@ def generate_images(task: str, size: int, subjects: int = 12, slices: int = 16, 
         return np.concatenate([images[domain] for _, images in by_role[role]])
 
     def ids(role: str, domain: str):
-        return [subject_id(task, index) for index, images in by_role[role] for _ in range(len(images[domain]))]
+        return [subject_id(task, index, seed) for index, images in by_role[role]
+                for _ in range(len(images[domain]))]
 
     spec = TASKS[task]
     return dict(task=task, domain_a=spec.domain_a, domain_b=spec.domain_b,
@@ -99,20 +113,21 @@ def generate_images(task: str, size: int, subjects: int = 12, slices: int = 16, 
                 train_a=stack("A", "A"), train_a_subjects=ids("A", "A"),
                 train_b=stack("B", "B"), train_b_subjects=ids("B", "B"),
                 val_a=stack("val", "A"), val_b=stack("val", "B"), val_subjects=ids("val", "A"),
-                window_a=spec.window_a, window_b=spec.window_b,
-                extra_attrs=store_attributes(task, seed, subjects, slices))
+                window_a=window_a(task, pet), window_b=spec.window_b,
+                extra_attrs=store_attributes(task, seed, subjects, slices, pet, val_slices))
 
 
-def make_default(task: str, size: int, out, subjects: int = 12, slices: int = 16, seed: int = 0,
-                 workers: int | None = None, overwrite: bool = False) -> str:
+def make_default(task: str, size: int, out, subjects: int = _QUICK.subjects, slices: int = _QUICK.slices,
+                 seed: int = 0, workers: int | None = None, overwrite: bool = False, pet: str = "nac",
+                 val_slices: int | None = None) -> str:
     """Generate a default dataset and write it as a format-v1 store at ``out``; returns the path."""
     out = os.fspath(out)
-    _check(task, size, subjects, slices, seed, workers)
+    _check(task, size, subjects, slices, seed, workers, pet, val_slices)
     if os.path.isdir(out):
         raise DefaultDataError(f"{out} is a directory; --out must be a file path")
     if os.path.exists(out) and not overwrite:
         raise DefaultDataError(f"{out} already exists (use --overwrite to replace it)")
-    arrays = generate_images(task, size, subjects, slices, seed, workers)
+    arrays = generate_images(task, size, subjects, slices, seed, workers, pet, val_slices)
     return write_store(out, overwrite=overwrite, **arrays)
 
 
@@ -121,21 +136,26 @@ def cache_dir() -> str:
     return os.path.expanduser(os.environ.get("CYCLE_MEDGAN_CACHE") or "~/.cache/cycle_medgan_tf")
 
 
-def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = 12, slices: int = 16) -> str:
+def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = _QUICK.subjects,
+                       slices: int = _QUICK.slices, pet: str = "nac", val_slices: int | None = None) -> str:
     """Where :func:`ensure_default` keeps the dataset with these settings (the generator version is part
     of the name, so a changed generator never reuses stale files)."""
-    _check(task, size, subjects, slices, seed, None)
-    name = f"{task}_{size}px_{subjects}subj_{slices}sl_seed{seed}_v{GENERATOR_VERSION}.h5"
+    _check(task, size, subjects, slices, seed, None, pet, val_slices)
+    val = f"_val{val_slices}" if val_slices else ""
+    mode = f"_{pet}" if task == "pet_ct" else ""
+    name = f"{task}{mode}_{size}px_{subjects}subj_{slices}sl{val}_seed{seed}_v{GENERATOR_VERSION}.h5"
     return os.path.join(cache_dir(), "default", name)
 
 
-def ensure_default(task: str, size: int, seed: int = 0, subjects: int = 12, slices: int = 16,
-                   workers: int | None = None) -> str:
+def ensure_default(task: str, size: int, seed: int = 0, subjects: int = _QUICK.subjects,
+                   slices: int = _QUICK.slices, workers: int | None = None, pet: str = "nac",
+                   val_slices: int | None = None) -> str:
     """Path of the cached default dataset, generating it first if it is not there yet."""
-    path = default_cache_path(task, size, seed, subjects, slices)
+    path = default_cache_path(task, size, seed, subjects, slices, pet, val_slices)
     if not os.path.exists(path):
         # Deterministic content: a concurrent writer produces the same bytes, so replacing is harmless.
-        make_default(task, size, path, subjects, slices, seed, workers, overwrite=True)
+        make_default(task, size, path, subjects, slices, seed, workers, overwrite=True, pet=pet,
+                     val_slices=val_slices)
     return path
 
 
@@ -145,8 +165,12 @@ def _define_flags() -> None:
     flags.DEFINE_string("task", None, f"Dataset: {', '.join(sorted(TASKS))}.")
     flags.DEFINE_integer("size", 128, f"Slice size in pixels over a 256 mm field: {', '.join(map(str, SIZES))}.")
     flags.DEFINE_string("out", None, "Output HDF5 slice store.")
-    flags.DEFINE_integer("subjects", 12, "Number of subjects (split train A / train B / validation).")
-    flags.DEFINE_integer("slices", 16, "Axial slices per subject (MNI z -14..66 mm).")
+    flags.DEFINE_integer("subjects", _QUICK.subjects, "Number of subjects (split train A / train B / validation).")
+    flags.DEFINE_integer("slices", _QUICK.slices, "Axial slices per subject (heights drawn per subject over the "
+                         "cerebrum).")
+    flags.DEFINE_integer("val_slices", None, "Slices per validation subject (default: --slices).")
+    flags.DEFINE_enum("pet", "nac", list(PET_MODES), "pet_ct: non-attenuation-corrected (nac, the input of PET->CT "
+                      "synthesis) or attenuation-corrected (ac) PET.")
     flags.DEFINE_integer("seed", 0, "Random seed; each subject draws from (seed, task, subject).")
     flags.DEFINE_integer("workers", None, "Worker processes (default: available cores); output does not "
                          "depend on it.")
@@ -168,7 +192,8 @@ def main(argv) -> None:
     if f.preview and not os.path.isdir(os.path.dirname(os.path.abspath(f.preview))):
         raise DefaultDataError(f"the directory of --preview={f.preview} does not exist")
     start = time.perf_counter()
-    path = make_default(f.task, f.size, f.out, f.subjects, f.slices, f.seed, f.workers, f.overwrite)
+    path = make_default(f.task, f.size, f.out, f.subjects, f.slices, f.seed, f.workers, f.overwrite, f.pet,
+                        f.val_slices)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     if f.preview:
         from cycle_medgan_tf.data.synth.preview import save_preview

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycle_medgan_tf.atomic import atomic_write_text
-from cycle_medgan_tf.config import TrainConfig
+from cycle_medgan_tf.config import PAPER_EPOCH_SLICES, TrainConfig
 from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
 from cycle_medgan_tf.training.distribute import Distribution, make_strategy
@@ -66,12 +66,29 @@ class DataInfo:
                        n_train_a=len(store.train_images("A")), n_train_b=len(store.train_images("B")))
 
 
+def epoch_slices(cfg: TrainConfig, info: DataInfo) -> int:
+    """Slices per epoch: min(Na, Nb) of the store (as xhujoy), or the paper's cohort for the store's task
+    (``epoch_basis="paper"``; PET-CT's for tasks the paper did not have)."""
+    if cfg.epoch_basis == "paper":
+        return PAPER_EPOCH_SLICES.get(info.task, PAPER_EPOCH_SLICES["pet_ct"])
+    return min(info.n_train_a, info.n_train_b)
+
+
 def total_steps(cfg: TrainConfig, info: DataInfo) -> int:
-    """``cfg.steps`` if set, else ``epochs`` x batches per epoch (min(Na, Nb) // batch, as xhujoy)."""
+    """``cfg.steps`` if set, else ``epochs`` x batches per epoch (:func:`epoch_slices` // batch)."""
     if cfg.steps > 0:
         return int(cfg.steps)
-    per_epoch = max(min(info.n_train_a, info.n_train_b) // cfg.batch_size, 1)
+    per_epoch = max(epoch_slices(cfg, info) // cfg.batch_size, 1)
     return int(math.ceil(cfg.epochs * per_epoch))
+
+
+def describe_steps(cfg: TrainConfig, info: DataInfo) -> str:
+    """How the step count was derived, for the start-of-run log line."""
+    if cfg.steps > 0:
+        return f"{cfg.steps} steps"
+    basis = ("the paper's cohort" if cfg.epoch_basis == "paper" else "this store")
+    return (f"{cfg.epochs:g} epochs of {epoch_slices(cfg, info)} slices ({basis}) at batch {cfg.batch_size} = "
+            f"{total_steps(cfg, info)} steps")
 
 
 class Trainer:
@@ -393,7 +410,7 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     summary = dict(model=cfg.model, workdir=cfg.workdir, total_steps=total, start_step=start)
     if start < total:
         log(f"[{cfg.model}] training {info.task} {info.domain_a}<->{info.domain_b} at {cfg.image_size}x{cfg.image_size}, "
-            f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile})"
+            f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile}: {describe_steps(cfg, info)})"
             + (f" under {dist}" if dist.strategy is not None else ""))
         data = dist.distribute_dataset(lambda: pipeline.train_dataset(cfg.data, cfg.image_size, cfg.batch_size,
                                                                       seed=cfg.seed, start_step=start), cfg.batch_size)

@@ -1,7 +1,8 @@
 """Head CT in Hounsfield units from a subject's tissue fractions.
 
 Per subject, tissue values are drawn from: air -1000, grey matter 36-44, white matter 22-30, CSF 2-12,
-fat -110..-80, skin/muscle 30-60, diploe 350-700, cortical bone 1100-1700 HU. Voxels mix them by their
+fat -110..-80, skin/muscle 30-60, diploe 350-700, cortical bone 1100-1700 HU, lesion 8-18 HU
+(hypodense). Voxels mix them by their
 tissue fractions (partial volume), the image is blurred (Gaussian, sigma 0.8 mm) and noise with the ramp
 (|f|, Hann-apodised) power spectrum of filtered back-projection is added, 3-6 HU standard deviation at 1 mm.
 """
@@ -16,7 +17,8 @@ from cycle_medgan_tf.data.synth.fields import gaussian_blur_2d, mix
 
 AIR_HU = -1000.0
 TISSUE_HU = {"gm": (36.0, 44.0), "wm": (22.0, 30.0), "csf": (2.0, 12.0), "cortical": (1100.0, 1700.0),
-             "diploe": (350.0, 700.0), "soft": (30.0, 60.0), "fat": (-110.0, -80.0)}
+             "diploe": (350.0, 700.0), "soft": (30.0, 60.0), "fat": (-110.0, -80.0),
+             "lesion": (8.0, 18.0)}
 BLUR_SIGMA_MM = 0.8
 NOISE_HU = (3.0, 6.0)
 

@@ -2,15 +2,20 @@
 
 Activity per tissue: grey matter 3-4.5 (per subject) with a smooth +-12 % regional variation and, in some
 subjects, one or two hypometabolic regions (25-50 % lower grey-matter uptake); white matter 1; CSF 0.05;
-skin/muscle 0.4; fat 0.15; bone 0.05-0.3. Linear attenuation 0.096/cm for soft tissue, 0.15/cm for bone.
+skin/muscle 0.4; fat 0.15; bone 0.05-0.3; lesion 0.3-0.7 (hypometabolic). Linear attenuation 0.096/cm for soft
+tissue, 0.15/cm for bone.
 
 Acquisition and reconstruction happen on a PET grid of 2 mm pixels (or the output pixel size when that is
 coarser), as scanners do: the activity is blurred by a 4-5.5 mm FWHM point-spread function, forward
 projected (parallel beam, as many angles as grid columns), attenuated, scaled to 5e5-3e6 true counts per
 slice (per subject; busier slices get more), a smooth scatter background (25-40 % scatter fraction) and
 uniform randoms (10-25 % of prompts) are added and the prompts drawn from a Poisson distribution. The
-reconstruction is attenuation-weighted OSEM (3 iterations x 16 subsets) with the scatter and randoms
-expectations in the model, then a 2.5-4 mm FWHM Gaussian post-filter, and a resampling to the output grid.
+reconstruction is OSEM (3 iterations x 16 subsets) with the scatter and randoms expectations in the model,
+then a 2.5-4 mm FWHM Gaussian post-filter, and a resampling to the output grid. Attenuation-corrected (AC)
+PET has the attenuation factors in the system model; non-attenuation-corrected (NAC) PET, the input of
+PET -> CT synthesis for attenuation correction, leaves them out, so it reconstructs the attenuated activity:
+a dark head centre and a bright rim, at about a fifth to a half of the AC values. Both come from the same
+prompts.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class PetParameters:
 
     gm_activity: float
     bone_activity: float
+    lesion_activity: float
     psf_fwhm_mm: float
     trues_per_slice: float
     scatter_fraction: float
@@ -50,6 +56,7 @@ def random_parameters(rng: np.random.Generator) -> PetParameters:
     return PetParameters(
         gm_activity=float(rng.uniform(3.0, 4.5)),
         bone_activity=float(rng.uniform(0.05, 0.3)),
+        lesion_activity=float(rng.uniform(0.3, 0.7)),
         psf_fwhm_mm=float(rng.uniform(4.0, 5.5)),
         trues_per_slice=float(np.exp(rng.uniform(np.log(5e5), np.log(3e6)))),
         scatter_fraction=float(rng.uniform(0.25, 0.40)),
@@ -85,7 +92,7 @@ def activity_and_attenuation(anatomy: Anatomy, params: PetParameters,
                              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """True activity (relative, WM = 1) and linear attenuation (1/mm) at 1 mm: two (n, S, S) arrays."""
     uptake = {"gm": params.gm_activity, "wm": 1.0, "csf": 0.05, "cortical": params.bone_activity,
-              "diploe": params.bone_activity, "soft": 0.4, "fat": 0.15}
+              "diploe": params.bone_activity, "soft": 0.4, "fat": 0.15, "lesion": params.lesion_activity}
     f = anatomy.fractions
     activity = mix([uptake[t] for t in TISSUES], f)
     activity += (params.gm_activity * (_grey_matter_modulation(anatomy, rng) - 1.0)) * anatomy.fraction("gm")
@@ -100,10 +107,12 @@ def pet_grid(size: int) -> tuple[int, float]:
 
 
 def acquire_and_reconstruct(activity: np.ndarray, mu: np.ndarray, params: PetParameters,
-                            rng: np.random.Generator, n_grid: int, pixel_mm: float) -> np.ndarray:
+                            rng: np.random.Generator, n_grid: int, pixel_mm: float,
+                            attenuation_corrected: bool = True) -> np.ndarray:
     """Simulate noisy prompts from activity/attenuation already on the PET grid and reconstruct with OSEM.
 
-    ``activity`` and ``mu`` are (n, N, N) on the PET grid; returns (n, N, N) relative activity.
+    ``activity`` and ``mu`` are (n, N, N) on the PET grid; returns (n, N, N) relative activity (AC) or
+    attenuated relative activity (NAC).
     """
     proj = get_projector(n_grid, pixel_mm, n_grid, N_SUBSETS)
     blurred = gaussian_blur_2d(activity, fwhm_to_sigma_px(params.psf_fwhm_mm, pixel_mm))
@@ -122,7 +131,8 @@ def acquire_and_reconstruct(activity: np.ndarray, mu: np.ndarray, params: PetPar
     randoms = np.broadcast_to(randoms_total / trues.shape[0], trues.shape)
     prompts = rng.poisson(trues + scatter + randoms).astype(np.float64)
     background = scatter + randoms
-    return osem(proj, prompts, scale * attenuation, background, N_ITERATIONS)
+    gain = scale * attenuation if attenuation_corrected else np.full_like(attenuation, scale)
+    return osem(proj, prompts, gain, background, N_ITERATIONS)
 
 
 def osem(proj, prompts: np.ndarray, gain: np.ndarray, background: np.ndarray, n_iterations: int) -> np.ndarray:
@@ -148,13 +158,14 @@ def resample(images: np.ndarray, size: int) -> np.ndarray:
     return zoomed.astype(np.float32)
 
 
-def simulate_pet(anatomy: Anatomy, rng: np.random.Generator, size: int) -> np.ndarray:
-    """FDG-PET slices (n, size, size) in relative activity for one subject's anatomy."""
+def simulate_pet(anatomy: Anatomy, rng: np.random.Generator, size: int,
+                 attenuation_corrected: bool = True) -> np.ndarray:
+    """FDG-PET slices (n, size, size) for one subject's anatomy: relative activity (AC) or its NAC image."""
     params = random_parameters(rng)
     activity, mu = activity_and_attenuation(anatomy, params, rng)
     n_grid, pixel_mm = pet_grid(size)
     factor = int(round(pixel_mm / BUILD_PIXEL_MM))
     recon = acquire_and_reconstruct(area_mean(activity, factor), area_mean(mu, factor), params, rng,
-                                    n_grid, pixel_mm)
+                                    n_grid, pixel_mm, attenuation_corrected)
     recon = gaussian_blur_2d(recon, fwhm_to_sigma_px(params.post_filter_fwhm_mm, pixel_mm))
     return np.maximum(resample(recon, size), 0.0)

@@ -1,8 +1,8 @@
-"""Extract the axial MNI ICBM152 2009a slab the default datasets are built from (run once by a developer).
+"""Extract the MNI ICBM152 2009a head volume the default datasets are built from (run once by a developer).
 
 Reads the T1, grey-matter and white-matter maps that ship inside the nilearn wheel straight from the wheel
 (a zip file; nilearn itself is not imported or installed) and writes
-``cycle_medgan_tf/data/assets/mni152_slices.npz``:
+``cycle_medgan_tf/data/assets/mni152_head.npz``:
 
 * ``t1``, ``gm``, ``wm``: uint8 (Z, H, W) axial slices, 1 mm in-plane, every ``--z_step`` mm;
   value = q * ``<name>_scale`` (t1 in template units 0..255, gm/wm as probabilities 0..1).
@@ -14,7 +14,7 @@ Reads the T1, grey-matter and white-matter maps that ship inside the nilearn whe
   subject's right to left: radiological display convention).
 
 Get the wheel with ``pip download nilearn --no-deps -d /tmp/x`` and run
-``python scripts/extract_mni_slices.py --wheel /tmp/x/nilearn-*.whl``.
+``python scripts/extract_mni_head.py --wheel /tmp/x/nilearn-*.whl``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("wheel", None, "path to a nilearn wheel (glob patterns allowed)")
 flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "..", "cycle_medgan_tf", "data", "assets",
-                                        "mni152_slices.npz"), "output npz")
-flags.DEFINE_float("z_lo", -18.0, "lowest MNI z (mm) to keep")
-flags.DEFINE_float("z_hi", 70.0, "highest MNI z (mm) to keep")
+                                        "mni152_head.npz"), "output npz")
+flags.DEFINE_float("z_lo", -52.0, "lowest MNI z (mm) to keep")
+flags.DEFINE_float("z_hi", 88.0, "highest MNI z (mm) to keep")
 flags.DEFINE_integer("z_step", 2, "keep every z_step-th 1 mm slice")
 flags.DEFINE_float("head_margin_mm", 25.0, "crop to the envelope's bounding box plus this margin")
 flags.DEFINE_bool("overwrite", False, "replace an existing output file")
@@ -152,7 +152,7 @@ def main(argv):
             raise ExtractError("need --z_step >= 1 and --z_hi > --z_lo")
         arrays = extract(matches[0], FLAGS.z_lo, FLAGS.z_hi, FLAGS.z_step, FLAGS.head_margin_mm)
     except (ExtractError, OSError) as exc:
-        print(f"extract_mni_slices: {exc}", file=sys.stderr)
+        print(f"extract_mni_head: {exc}", file=sys.stderr)
         return 2
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
