@@ -43,7 +43,9 @@ def save_preview(store_path, png_path, n_rows: int = 4) -> str:
         pairs = [(int(r), np.asarray(val_a[r]), np.asarray(val_b[r])) for r in rows]
         domains = (store.domain_a, store.domain_b)
         same = store.domain_a == store.domain_b
-        title = f"{store.task}: validation {store.domain_a} -> {store.domain_b}, {store.image_size} px"
+        correction = store.file.attrs.get("pet_attenuation_correction")
+        source = f"{store.domain_a} ({str(correction).upper()})" if correction else store.domain_a
+        title = f"{store.task}: validation {source} -> {store.domain_b}, {store.image_size} px"
     figure_rows = []
     for r, a, b in pairs:
         max_b = _display_max(domains[1], b)
