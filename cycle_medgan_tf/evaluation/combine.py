@@ -44,15 +44,17 @@ def _row_runs(per_seed: Mapping[str, Mapping[str, PerSlice]], reference: Mapping
     return rows
 
 
-def _summary(runs, key: str, subjects, seed_spread: bool) -> dict:
+def _summary(runs, key: str, subjects, spread: str) -> dict:
+    """Summary of one row and metric; ``spread`` is "seeds", "slices" or "none" (what ``std`` holds)."""
     values = [v[key] for _, v in runs]
     seed_means = [float(np.mean(stats.finite(v))) if len(stats.finite(v)) else None for v in values]
     used = [m for m in seed_means if m is not None]
     pooled = stats.finite(np.concatenate([np.ravel(v) for v in values]))
-    if seed_spread:
-        std = float(np.std(used, ddof=1)) if len(used) > 1 else None
-    else:
-        std = float(np.std(pooled, ddof=1)) if len(pooled) > 1 else None
+    std = None
+    if spread == "seeds" and len(used) > 1:
+        std = float(np.std(used, ddof=1))
+    elif spread == "slices" and len(pooled) > 1:
+        std = float(np.std(pooled, ddof=1))
     matrix, _ = stats.subject_matrix(values, subjects)
     return {"mean": float(np.mean(used)) if used else None, "std": std, "seed_means": seed_means,
             "ci95": stats.bootstrap_mean_ci(matrix) if used else None, "n": int(len(pooled)),
@@ -108,7 +110,8 @@ def combine_seeds(task: str, per_seed: Mapping[str, Mapping[str, PerSlice]], ref
     matrices = {key: {name: stats.subject_matrix([v[key] for _, v in runs], subjects)[0]
                       for name, runs in rows.items()} for key in columns}
     for name, runs in rows.items():
-        models[name] = {key: _summary(runs, key, subjects, seed_spread and name in trained) for key in columns}
+        spread = ("seeds" if name in trained else "none") if seed_spread else "slices"
+        models[name] = {key: _summary(runs, key, subjects, spread) for key in columns}
         averaged = {key: _seed_averaged(matrices[key][name]) for key in columns}
         per_subject[name] = {s: dict({"n_slices": int(np.sum(subjects == s))},
                                      **{k: (None if np.isnan(averaged[k][j]) else float(averaged[k][j]))
