@@ -193,7 +193,8 @@ def _conventions(val: ValidationData, direction: str, max_slices, identity: bool
                  runs: Mapping) -> dict:
     src, dst = ("A", "B") if direction == "a2b" else ("B", "A")
     return {"evaluation": {
-        "direction": direction, "input": f"val/{src} ({val.source})", "reference": f"val/{dst} ({val.dest}), the target",
+        "direction": direction, "input": f"val/{src} ({val.source})",
+        "reference": f"val/{dst} ({val.dest}), the target",
         "window_input": list(val.source_window), "window_target": list(val.target_window),
         "slices": "all" if max_slices is None else f"at most {max_slices}, evenly spaced",
         "identity": "prediction = input image" if identity else None,

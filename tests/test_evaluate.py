@@ -102,8 +102,8 @@ def setup(tmp_path_factory):
     for name, weight, seed in (("cyclegan", -1.2, 0), ("cycle_medgan", -2.0, 1)):
         for training_seed, suffix in ((0, ""), (1, "_seed1")):
             run_dir = str(root / f"{name}{suffix}")
-            export_translators(run_dir, {"a2b": tiny_translator(weight - 0.1 * training_seed, seed + 10 * training_seed),
-                                         "b2a": tiny_translator(-weight, seed)}, manifest(name))
+            a2b = tiny_translator(weight - 0.1 * training_seed, seed + 10 * training_seed)
+            export_translators(run_dir, {"a2b": a2b, "b2a": tiny_translator(-weight, seed)}, manifest(name))
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 json.dump({"model": name, "seed": training_seed}, f)
             runs[f"{name}{suffix}"] = run_dir

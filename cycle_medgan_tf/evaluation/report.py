@@ -48,7 +48,8 @@ def metric_conventions(columns: Sequence[str] | None = None, extra: Mapping | No
                                 "better": "higher" if m.higher_is_better else "lower", "definition": m.convention}
         else:
             t = TISSUE_METRIC_BY_KEY[key]
-            conventions[key] = {"display": t.display, "higher_is_better": {"higher": True, "lower": False}.get(t.better),
+            higher = {"higher": True, "lower": False}.get(t.better)
+            conventions[key] = {"display": t.display, "higher_is_better": higher,
                                 "better": t.better, "definition": t.convention}
     if any(key in TISSUE_METRIC_BY_KEY for key in keys):
         conventions["head_mask"] = MASK_CONVENTION
