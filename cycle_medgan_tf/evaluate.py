@@ -1,14 +1,20 @@
-"""Evaluate trained translators on the paired validation set: Table I (SSIM, PSNR, LPIPS, VIF) and Fig. 3.
+"""Evaluate trained translators on the paired validation set: Table I (SSIM, PSNR, LPIPS, VIF, then the
+tissue-aware metrics of ``evaluation/tissue.py``) and Fig. 3, over one or several training seeds.
 
     python -m cycle_medgan_tf.evaluate --data=STORE.h5 \
-        --runs=unit=RUN1,cyclegan=RUN2,cycle_medgan=RUN3 --out=DIR \
-        [--direction=a2b|b2a] [--max_slices=N] [--identity] [--degrade=blur,noise,blur+noise] \
+        --runs=unit=RUN1,cyclegan=RUN2a+RUN2b,cycle_medgan=RUN3a+RUN3b --out=DIR \
+        [--direction=a2b|b2a] [--max_slices=N] [--identity] [--lookup] [--degrade=blur,noise,blur+noise] \
         [--batch_size=16] [--overwrite]
 
 For a2b the input is val/A and the target val/B (b2a swaps them), both mapped to [-1, 1] through the store's
 windows. Every run's exported model (``RUN/export``) must come from the same task, domains, windows and image
-size as the store. Writes table1.md, table1.csv, table1.tex, table1.json and fig3.png into ``--out`` and prints the
-Markdown table. ``--identity`` adds a row whose prediction is the input itself; ``--degrade`` adds rows whose
+size as the store. Several run directories of one model (one per training seed) are joined by ``+``; the k-th
+run of every model forms one per-seed table in ``DIR/seeds/seed_S/`` (S from the runs' config.json, else
+``replicate_k``), and ``DIR`` gets the headline table (mean over seeds, spread across seeds, subject-level
+comparisons with hierarchical-bootstrap intervals; see ``evaluation/combine.py``) and ``details.md``
+(per-subject means, slice-level Wilcoxon tests). Writes table1.md/.csv/.tex/.json and fig3.png and prints the
+headline table. ``--identity`` adds a row whose prediction is the input itself; ``--lookup`` the input-blind
+"Look-up (best training slice)" row (``evaluation/lookup.py``); ``--degrade`` adds rows whose
 prediction is the *target* degraded synthetically (Gaussian blur of sigma ``BLUR_SIGMA_PX`` pixels, Gaussian noise
 of standard deviation ``NOISE_STD`` in model range [-1, 1] with seed ``DEGRADE_SEED``, clipped to [-1, 1], or
 both: blur then the same noise), which checks the metrics end to end without any training.
@@ -17,18 +23,28 @@ both: blur then the same noise), which checks the metrics end to end without any
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 from absl import flags
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.cli import run_app
-from cycle_medgan_tf.data.store import StoreError, open_store, to_model_range
+from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
 from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.evaluation import report
+from cycle_medgan_tf.evaluation.combine import combine_seeds
+from cycle_medgan_tf.evaluation.details import render_details
+from cycle_medgan_tf.evaluation.lookup import LOOKUP_CONVENTION, LOOKUP_ROW, lookup_prediction
 from cycle_medgan_tf.evaluation.metrics import compute_metrics
-from cycle_medgan_tf.evaluation.table import MODEL_NAMES, render_markdown
-from cycle_medgan_tf.export import ExportError, export_dir, read_manifest
+from cycle_medgan_tf.evaluation.runs import (EvaluationError, check_run, normalise_runs, parse_runs,
+                                             replicate_labels, translate)
+from cycle_medgan_tf.evaluation.table import MODEL_NAMES
+from cycle_medgan_tf.evaluation.tissue import tissue_metrics
+
+__all__ = ["EvaluationError", "evaluate", "parse_runs", "degrade_target"]
 
 DIRECTIONS = ("a2b", "b2a")
 IDENTITY_ROW = "Identity"
@@ -43,35 +59,17 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Define the command-line flags (only when run as a program, so importing never clashes with other flags)."""
     flags.DEFINE_string("data", None, "HDF5 slice store (format v1) with the paired validation set.")
-    flags.DEFINE_string("runs", "", "Comma-separated NAME=RUN_DIR with NAME in unit, cyclegan, cycle_medgan.")
+    flags.DEFINE_string("runs", "", "Comma-separated NAME=RUN_DIR[+RUN_DIR...] with NAME in unit, cyclegan, "
+                        "cycle_medgan; several directories of one model (one per training seed) joined by '+'.")
     flags.DEFINE_string("out", None, "Output directory for table1.* and fig3.png.")
     flags.DEFINE_string("direction", "a2b", "Translation direction: a2b (input val/A, target val/B) or b2a.")
     flags.DEFINE_integer("max_slices", None, "Evaluate at most this many validation slices (evenly spaced).")
     flags.DEFINE_bool("identity", False, "Add an 'Identity' row: the input copied as the prediction.")
+    flags.DEFINE_bool("lookup", False, "Add the input-blind 'Look-up (best training slice)' row.")
     flags.DEFINE_list("degrade", [], "Add rows with the target degraded: any of blur, noise, blur+noise.")
     flags.DEFINE_integer("batch_size", 16, "Batch size for the translators and LPIPS.")
     flags.DEFINE_integer("fig_rows", 6, "At most this many example rows (one per validation subject) in fig3.png.")
     flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-
-
-class EvaluationError(Exception):
-    """A problem with the evaluation's inputs; the message is one line meant for the user."""
-
-
-def parse_runs(spec: str) -> dict[str, str]:
-    """``"unit=DIR,cycle_medgan=DIR"`` -> ``{"unit": "DIR", "cycle_medgan": "DIR"}`` (names checked)."""
-    runs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in (spec or "").split(","))):
-        name, sep, path = item.partition("=")
-        name = name.strip()
-        if not sep or not path.strip():
-            raise EvaluationError(f"--runs entry {item!r} is not NAME=RUN_DIR")
-        if name not in MODEL_NAMES:
-            raise EvaluationError(f"--runs: unknown model {name!r} (expected one of {', '.join(MODEL_NAMES)})")
-        if name in runs:
-            raise EvaluationError(f"--runs: model {name!r} given twice")
-        runs[name] = path.strip()
-    return runs
 
 
 def degrade_target(target: np.ndarray, kind: str, blur_sigma: float = BLUR_SIGMA_PX, noise_std: float = NOISE_STD,
@@ -89,44 +87,51 @@ def degrade_target(target: np.ndarray, kind: str, blur_sigma: float = BLUR_SIGMA
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
+@dataclass
+class ValidationData:
+    """The paired validation set of one direction (model range) and what the reference rows need."""
+
+    task: str
+    source: str
+    dest: str
+    source_window: tuple
+    target_window: tuple
+    inputs: np.ndarray
+    target: np.ndarray
+    subjects: np.ndarray
+    training_targets: np.ndarray | None      # train/B for a2b, train/A for b2a (only for the look-up row)
+
+
+def _check_arguments(runs, direction, degrade, max_slices, batch_size, fig_rows, identity, lookup) -> None:
+    if direction not in DIRECTIONS:
+        raise EvaluationError(f"--direction must be a2b or b2a, got {direction!r}")
+    bad = [kind for kind in degrade if kind not in DEGRADATIONS]
+    if bad:
+        raise EvaluationError(f"unknown degradation {bad[0]!r} (expected any of {', '.join(DEGRADATIONS)})")
+    if max_slices is not None and max_slices < 1:
+        raise EvaluationError(f"--max_slices must be at least 1, got {max_slices}")
+    if batch_size < 1:
+        raise EvaluationError(f"--batch_size must be at least 1, got {batch_size}")
+    if fig_rows < 1:
+        raise EvaluationError(f"--fig_rows must be at least 1, got {fig_rows}")
+    if not (runs or identity or lookup or degrade):
+        raise EvaluationError("nothing to evaluate: give --runs, --identity, --lookup or --degrade")
+
+
+def _our_files_only(folder: str) -> bool:
+    return all(name in report.OUTPUT_FILES for name in os.listdir(folder))
+
+
 def _check_outputs(out: str, overwrite: bool) -> None:
+    """Refuse to replace earlier results (headline files or per-seed folders) without ``overwrite``."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise EvaluationError(f"--out {out} exists and is not a directory")
     existing = [name for name in report.OUTPUT_FILES if os.path.exists(os.path.join(out, name))]
+    seeds_dir = os.path.join(out, report.SEEDS_DIR)
+    if os.path.isdir(seeds_dir) and os.listdir(seeds_dir):
+        existing.append(report.SEEDS_DIR)
     if existing and not overwrite:
         raise EvaluationError(f"{os.path.join(out, existing[0])} already exists (use --overwrite to replace it)")
-
-
-def _check_run(name: str, run_dir: str, direction: str, store) -> dict:
-    """Read a run's export manifest and check that it fits the store; returns the manifest."""
-    try:
-        manifest = read_manifest(run_dir)
-    except ExportError as exc:
-        raise EvaluationError(f"run {name}: {exc}") from exc
-    problems = []
-    if manifest.get("model") != name:
-        problems.append(f"it holds a {manifest.get('model')!r} model, not {name!r}")
-    if str(manifest.get("task")) != store.task:
-        problems.append(f"it was trained on task {manifest.get('task')!r}, the data are task {store.task!r}")
-    if int(manifest.get("image_size", -1)) != store.image_size:
-        problems.append(f"its image size is {manifest.get('image_size')}, the data's is {store.image_size}")
-    if (manifest.get("domain_a"), manifest.get("domain_b")) != (store.domain_a, store.domain_b):
-        problems.append(f"its domains are {manifest.get('domain_a')}->{manifest.get('domain_b')}, "
-                        f"the data's {store.domain_a}->{store.domain_b}")
-    for key, window in (("window_a", store.window_a), ("window_b", store.window_b)):
-        try:
-            matches = np.allclose(np.asarray(manifest.get(key), dtype=np.float64), window, rtol=1e-6, atol=1e-6)
-        except (TypeError, ValueError):
-            matches = False
-        if not matches:
-            problems.append(f"its {key} {manifest.get(key)} differs from the data's {list(window)}")
-    if direction not in manifest.get("directions", []):
-        problems.append(f"it has no exported direction {direction!r}")
-    elif not os.path.isfile(os.path.join(export_dir(run_dir), direction, "saved_model.pb")):
-        problems.append(f"{os.path.join(export_dir(run_dir), direction)} holds no SavedModel")
-    if problems:
-        raise EvaluationError(f"run {name} ({run_dir}): " + "; ".join(problems))
-    return manifest
 
 
 def _slice_indices(n: int, max_slices: int | None) -> np.ndarray:
@@ -140,104 +145,140 @@ def _read_rows(dataset, keep: np.ndarray) -> np.ndarray:
     return dataset[()] if len(keep) == dataset.shape[0] else dataset[keep]
 
 
-def _translate(name: str, run_dir: str, direction: str, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    from cycle_medgan_tf.export import load_translator
-
-    try:
-        translator = load_translator(run_dir, direction, batch_size=batch_size)
-        prediction = np.asarray(translator(inputs[..., None]))
-    except ExportError as exc:
-        raise EvaluationError(f"run {name}: {exc}") from exc
-    except Exception as exc:  # TensorFlow raises many types when an exported graph cannot run
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise EvaluationError(f"run {name}: inference failed ({type(exc).__name__}: {message})") from exc
-    if prediction.shape != inputs.shape + (1,):
-        raise EvaluationError(f"run {name}: the model returned shape {prediction.shape} for input "
-                              f"{inputs.shape + (1,)}")
-    if not np.all(np.isfinite(prediction)):
-        raise EvaluationError(f"run {name}: the model produced NaN or Inf values")
-    return prediction[..., 0]
-
-
-def evaluate(data, runs: Mapping[str, str], out, *, direction: str = "a2b", max_slices: int | None = None,
-             identity: bool = False, degrade: Sequence[str] = (), batch_size: int = 16, fig_rows: int = 6,
-             overwrite: bool = False) -> dict:
-    """Evaluate runs (``{"unit"|"cyclegan"|"cycle_medgan": RUN_DIR}``) on the store's paired validation set.
-
-    Writes table1.{md,csv,tex,json} and fig3.png into ``out`` and returns the ``table1.json`` dictionary.
-    Raises :class:`EvaluationError` with a one-line message for any problem with the inputs.
-    """
-    from cycle_medgan_tf.evaluation.lpips import LPIPSWeightsError, load_weights
-
-    data, out = os.fspath(data), os.fspath(out)
-    runs = {name: os.fspath(path) for name, path in runs.items()}
-    unknown = [name for name in runs if name not in MODEL_NAMES]
-    if unknown:
-        raise EvaluationError(f"unknown model {unknown[0]!r} (expected one of {', '.join(MODEL_NAMES)})")
-    if direction not in DIRECTIONS:
-        raise EvaluationError(f"--direction must be a2b or b2a, got {direction!r}")
-    bad = [kind for kind in degrade if kind not in DEGRADATIONS]
-    if bad:
-        raise EvaluationError(f"unknown degradation {bad[0]!r} (expected any of {', '.join(DEGRADATIONS)})")
-    if max_slices is not None and max_slices < 1:
-        raise EvaluationError(f"--max_slices must be at least 1, got {max_slices}")
-    if batch_size < 1:
-        raise EvaluationError(f"--batch_size must be at least 1, got {batch_size}")
-    if fig_rows < 1:
-        raise EvaluationError(f"--fig_rows must be at least 1, got {fig_rows}")
-    if not (runs or identity or degrade):
-        raise EvaluationError("nothing to evaluate: give --runs, --identity or --degrade")
-    _check_outputs(out, overwrite)
+def _read_validation(data: str, runs, direction: str, max_slices, lookup: bool) -> ValidationData:
     problems = validate_store(data)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise EvaluationError(f"{data} is not a valid slice store: {problems[0]}{more}")
+    src, dst = ("A", "B") if direction == "a2b" else ("B", "A")
+    try:
+        with open_store(data, validate=False) as store:
+            for name, dirs in runs.items():
+                for run_dir in dirs:
+                    check_run(name, run_dir, direction, store)
+            keep = _slice_indices(len(store.val_images(src)), max_slices)
+            return ValidationData(
+                task=store.task, source=store.domain_name(src), dest=store.domain_name(dst),
+                source_window=store.window(src), target_window=store.window(dst),
+                inputs=to_model_range(_read_rows(store.val_images(src), keep), store.window(src)),
+                target=to_model_range(_read_rows(store.val_images(dst), keep), store.window(dst)),
+                subjects=store.val_subjects()[keep].astype(str),
+                training_targets=(to_model_range(store.train_images(dst)[()], store.window(dst)) if lookup
+                                  else None))
+    except (StoreError, OSError) as exc:
+        raise EvaluationError(f"cannot read {data}: {exc}") from exc
+
+
+def _row_metrics(val: ValidationData, prediction: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """Table I's four metrics (model range) and the tissue-aware ones (physical units) of one row."""
+    values = compute_metrics(val.target, prediction, batch_size=batch_size)
+    values.update(tissue_metrics(from_model_range(val.target, val.target_window),
+                                 from_model_range(prediction, val.target_window), val.dest, val.target_window))
+    return values
+
+
+def _reference_predictions(val: ValidationData, identity: bool, lookup: bool, degrade) -> dict[str, np.ndarray]:
+    predictions = {}
+    if identity:
+        predictions[IDENTITY_ROW] = val.inputs
+    if lookup:
+        predictions[LOOKUP_ROW] = lookup_prediction(val.target, val.training_targets)
+    for kind in DEGRADATIONS:
+        if kind in degrade:
+            predictions[DEGRADATIONS[kind]] = degrade_target(val.target, kind)
+    return predictions
+
+
+def _conventions(val: ValidationData, direction: str, max_slices, identity: bool, lookup: bool, degrade,
+                 runs: Mapping) -> dict:
+    src, dst = ("A", "B") if direction == "a2b" else ("B", "A")
+    return {"evaluation": {
+        "direction": direction, "input": f"val/{src} ({val.source})",
+        "reference": f"val/{dst} ({val.dest}), the target",
+        "window_input": list(val.source_window), "window_target": list(val.target_window),
+        "slices": "all" if max_slices is None else f"at most {max_slices}, evenly spaced",
+        "identity": "prediction = input image" if identity else None,
+        "lookup": LOOKUP_CONVENTION + f" (train/{dst})" if lookup else None,
+        "degradations": {DEGRADATIONS[k]: _degradation_text(k) for k in DEGRADATIONS if k in degrade},
+        "runs": dict(runs),
+    }}
+
+
+def evaluate(data, runs: Mapping[str, str | Sequence[str]], out, *, direction: str = "a2b",
+             max_slices: int | None = None, identity: bool = False, lookup: bool = False,
+             degrade: Sequence[str] = (), batch_size: int = 16, fig_rows: int = 6, overwrite: bool = False) -> dict:
+    """Evaluate runs (``{"unit"|"cyclegan"|"cycle_medgan": RUN_DIR or [RUN_DIR per seed]}``) on the store's
+    paired validation set.
+
+    Writes the per-seed tables into ``out/seeds/*/``, the headline table1.{md,csv,tex,json}, details.md and
+    fig3.png into ``out``, and returns the headline ``table1.json`` dictionary. Raises :class:`EvaluationError`
+    with a one-line message for any problem with the inputs.
+    """
+    from cycle_medgan_tf.evaluation.lpips import LPIPSWeightsError, load_weights
+
+    data, out = os.fspath(data), os.fspath(out)
+    runs = normalise_runs(runs)
+    _check_arguments(runs, direction, degrade, max_slices, batch_size, fig_rows, identity, lookup)
+    _check_outputs(out, overwrite)
     try:
         load_weights()
     except LPIPSWeightsError as exc:
         raise EvaluationError(str(exc)) from exc
+    val = _read_validation(data, runs, direction, max_slices, lookup)
+    columns = report.table_keys(val.dest)
+    conventions = _conventions(val, direction, max_slices, identity, lookup, degrade, runs)
+    references = _reference_predictions(val, identity, lookup, degrade)
+    reference_metrics = {row: _row_metrics(val, p, batch_size) for row, p in references.items()}
 
-    src, dst = ("A", "B") if direction == "a2b" else ("B", "A")
-    try:
-        with open_store(data, validate=False) as store:
-            for name, run_dir in runs.items():
-                _check_run(name, run_dir, direction, store)
-            keep = _slice_indices(len(store.val_images(src)), max_slices)
-            inputs = to_model_range(_read_rows(store.val_images(src), keep), store.window(src))
-            target = to_model_range(_read_rows(store.val_images(dst), keep), store.window(dst))
-            subjects = store.val_subjects()[keep]
-            task, source, dest = store.task, store.domain_name(src), store.domain_name(dst)
-            source_window, target_window = store.window(src), store.window(dst)
-    except (StoreError, OSError) as exc:
-        raise EvaluationError(f"cannot read {data}: {exc}") from exc
+    per_seed, slice_tests = _evaluate_seeds(val, runs, out, columns, conventions, references, reference_metrics,
+                                            direction, batch_size, fig_rows)
+    if not per_seed:
+        _write_figure(out, val, references, reference_metrics, fig_rows, "")
+    headline = combine_seeds(val.task, per_seed, reference_metrics, val.subjects, columns, conventions, slice_tests)
+    report.write_tables(out, headline)
+    results = report.load_results(os.path.join(out, "table1.json"))
+    atomic_write_text(os.path.join(out, report.DETAILS_FILE), render_details(results))
+    return results
 
-    predictions: dict[str, np.ndarray] = {}
-    for name in MODEL_NAMES:                           # table order: UNIT, CycleGAN, Cycle-MedGAN
-        if name in runs:
-            predictions[MODEL_NAMES[name]] = _translate(name, runs[name], direction, inputs, batch_size)
-    if identity:
-        predictions[IDENTITY_ROW] = inputs
-    for kind in DEGRADATIONS:
-        if kind in degrade:
-            predictions[DEGRADATIONS[kind]] = degrade_target(target, kind)
 
-    per_slice = {row: compute_metrics(target, prediction, batch_size=batch_size)
-                 for row, prediction in predictions.items()}
-    conventions = {
-        "evaluation": {
-            "direction": direction, "input": f"val/{src} ({source})", "reference": f"val/{dst} ({dest}), the target",
-            "window_input": list(source_window), "window_target": list(target_window),
-            "slices": "all" if max_slices is None else f"at most {max_slices}, evenly spaced",
-            "identity": "prediction = input image" if identity else None,
-            "degradations": {DEGRADATIONS[k]: _degradation_text(k) for k in DEGRADATIONS if k in degrade},
-        }
-    }
-    results = report.build_results(f"{task}", per_slice, subjects, conventions)
-    os.makedirs(out, exist_ok=True)
-    report.write_tables(out, results)
-    _write_figure(out, inputs, target, predictions, per_slice, subjects, source, dest, source_window,
-                  target_window, fig_rows, title=f"{task}: {source} -> {dest} (validation, {len(subjects)} slices)")
-    return report.load_results(os.path.join(out, "table1.json"))
+def _evaluate_seeds(val: ValidationData, runs: Mapping[str, list[str]], out: str, columns, conventions,
+                    references, reference_metrics, direction: str, batch_size: int, fig_rows: int):
+    """One table (and Fig. 3) per replicate in ``out/seeds/LABEL/``; returns per-slice values and slice tests."""
+    per_seed, slice_tests = {}, {}
+    labels = replicate_labels(runs)
+    for k, label in enumerate(labels):
+        predictions = {MODEL_NAMES[m]: translate(m, dirs[k], direction, val.inputs, batch_size)
+                       for m, dirs in runs.items() if len(dirs) > k}
+        per_seed[label] = {row: _row_metrics(val, p, batch_size) for row, p in predictions.items()}
+        seed_dir = os.path.join(out, report.SEEDS_DIR, label)
+        seed_runs = {m: dirs[k] for m, dirs in runs.items() if len(dirs) > k}
+        seed_conventions = {"evaluation": dict(conventions["evaluation"], runs=seed_runs, seed=label)}
+        per_slice = {**per_seed[label], **reference_metrics}
+        result = report.build_results(val.task, per_slice, val.subjects, seed_conventions, columns)
+        report.write_tables(seed_dir, result)
+        slice_tests[label] = result["tests"]
+        _write_figure(seed_dir, val, {**predictions, **references}, per_slice, fig_rows, f" ({label})")
+        if k == 0:
+            _copy_file(os.path.join(seed_dir, report.FIGURE_FILE), os.path.join(out, report.FIGURE_FILE))
+    _remove_stale_seed_folders(out, labels)
+    return per_seed, slice_tests
+
+
+def _copy_file(src: str, dst: str) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _remove_stale_seed_folders(out: str, labels: Sequence[str]) -> None:
+    """Per-seed folders of an earlier evaluation with other seeds (holding only our files) are removed."""
+    seeds_dir = os.path.join(out, report.SEEDS_DIR)
+    if not os.path.isdir(seeds_dir):
+        return
+    for name in os.listdir(seeds_dir):
+        folder = os.path.join(seeds_dir, name)
+        if name not in labels and os.path.isdir(folder) and _our_files_only(folder):
+            shutil.rmtree(folder)
 
 
 def _degradation_text(kind: str) -> str:
@@ -249,14 +290,16 @@ def _degradation_text(kind: str) -> str:
     return "target + " + " then ".join(parts) + ", clipped to [-1, 1]"
 
 
-def _write_figure(out, inputs, target, predictions, per_slice, subjects, source, dest, source_window, target_window,
-                  fig_rows, title):
+def _write_figure(out: str, val: ValidationData, predictions: Mapping[str, np.ndarray],
+                  per_slice: Mapping[str, Mapping[str, np.ndarray]], fig_rows: int, suffix: str) -> None:
     from cycle_medgan_tf.evaluation.figure import render_fig3
 
     columns = {name: images for name, images in predictions.items() if name != IDENTITY_ROW}
-    render_fig3(os.path.join(out, report.FIGURE_FILE), inputs=inputs, target=target, predictions=columns,
-                per_slice=per_slice, subjects=subjects, source_domain=source, target_domain=dest,
-                source_window=source_window, target_window=target_window, max_rows=fig_rows, title=title,
+    title = f"{val.task}: {val.source} -> {val.dest} (validation, {len(val.subjects)} slices){suffix}"
+    os.makedirs(out, exist_ok=True)
+    render_fig3(os.path.join(out, report.FIGURE_FILE), inputs=val.inputs, target=val.target, predictions=columns,
+                per_slice=per_slice, subjects=val.subjects, source_domain=val.source, target_domain=val.dest,
+                source_window=val.source_window, target_window=val.target_window, max_rows=fig_rows, title=title,
                 input_metrics=IDENTITY_ROW if IDENTITY_ROW in per_slice else None)
 
 
@@ -266,11 +309,13 @@ def main(argv: list[str]) -> int:
         raise EvaluationError("--data is required (an HDF5 slice store)")
     if not FLAGS.out:
         raise EvaluationError("--out is required (an output directory)")
-    results = evaluate(FLAGS.data, parse_runs(FLAGS.runs), FLAGS.out, direction=FLAGS.direction,
-                       max_slices=FLAGS.max_slices, identity=FLAGS.identity, degrade=FLAGS.degrade,
-                       batch_size=FLAGS.batch_size, fig_rows=FLAGS.fig_rows, overwrite=FLAGS.overwrite)
-    print(render_markdown([results]), end="")
-    print(f"wrote {', '.join(report.OUTPUT_FILES)} to {FLAGS.out}")
+    evaluate(FLAGS.data, parse_runs(FLAGS.runs), FLAGS.out, direction=FLAGS.direction, max_slices=FLAGS.max_slices,
+             identity=FLAGS.identity, lookup=FLAGS.lookup, degrade=FLAGS.degrade, batch_size=FLAGS.batch_size,
+             fig_rows=FLAGS.fig_rows, overwrite=FLAGS.overwrite)
+    with open(os.path.join(FLAGS.out, "table1.md"), encoding="utf-8") as f:
+        print(f.read(), end="")
+    seeds = f" and {report.SEEDS_DIR}/" if os.path.isdir(os.path.join(FLAGS.out, report.SEEDS_DIR)) else ""
+    print(f"wrote {', '.join(report.OUTPUT_FILES)}{seeds} to {FLAGS.out}")
     return 0
 
 

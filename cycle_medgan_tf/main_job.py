@@ -1,12 +1,15 @@
 """The main job behind ``./run.sh pet_ct`` and ``./run.sh mr_motion``.
 
     python -m cycle_medgan_tf.main_job --task=pet_ct|mr_motion [--profile=auto|smoke|quick|paper]
-        [--results=results --models=unit,cyclegan,cycle_medgan --steps --image_size --subjects --slices --overwrite]
+        [--results=results --models=unit,cyclegan,cycle_medgan --seeds=0,1,2 --steps --image_size --subjects
+         --slices --overwrite]
 
-Stages: default data (generated once into the cache), training of each model (resumed or skipped when already
-done), evaluation on the paired validation set (Table I and Fig. 3). Writes ``RESULTS/TASK/`` with the Table I
-files, ``fig3.png``, ``runs/MODEL/`` and ``summary.json`` (wall time per stage). Without a GPU the ``quick``
-profile is used; with one, ``paper``.
+Stages: default data (generated once into the cache), training of each model once per seed (resumed or skipped
+when already done), evaluation on the paired validation set (Table I with the Identity and Look-up reference
+rows, and Fig. 3). Writes ``RESULTS/TASK/`` with the headline Table I files (mean over seeds, spread across seeds,
+subject-level comparisons), ``details.md``, ``fig3.png``, ``seeds/seed_K/`` (per-seed tables and figure),
+``runs/MODEL/seed_K/`` and ``summary.json`` (wall time per stage). Without a GPU the ``quick`` profile is used;
+with one, ``paper``. The default seeds per profile are ``config.DEFAULT_SEEDS``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def define_flags() -> None:
                       "auto = paper with a GPU, quick without.")
     flags.DEFINE_string("results", "results", "Results root; the job writes RESULTS/TASK/.")
     flags.DEFINE_list("models", list(MODEL_ORDER), "Models to train and compare.")
+    define_seeds_flag()
     flags.DEFINE_integer("steps", None, "Override the profile's training steps for every model.", lower_bound=1)
     flags.DEFINE_integer("image_size", None, "Override the profile's image size (64, 128 or 256).")
     flags.DEFINE_integer("subjects", None, "Default-data subjects (default per profile).", lower_bound=3)
@@ -42,6 +46,26 @@ def define_flags() -> None:
     flags.DEFINE_enum("pet", "nac", ["nac", "ac"], "pet_ct default data: non-attenuation-corrected PET (nac, the "
                       "input of PET->CT synthesis for attenuation correction) or attenuation-corrected (ac).")
     flags.DEFINE_bool("overwrite", False, "Start the runs afresh when their configuration changed.")
+
+
+def define_seeds_flag() -> None:
+    flags.DEFINE_list("seeds", None, "Training seeds, e.g. 0,1,2: every model is trained once per seed "
+                      "(default per profile: config.DEFAULT_SEEDS).")
+
+
+def parse_seeds(values, profile: str) -> list[int]:
+    """``--seeds`` as distinct non-negative integers in the given order (the profile's default when unset)."""
+    from cycle_medgan_tf.config import DEFAULT_SEEDS
+
+    if values is None:
+        return list(DEFAULT_SEEDS[profile])
+    try:
+        seeds = [int(v) for v in values]
+    except ValueError:
+        fail(f"--seeds takes comma-separated non-negative integers, got {','.join(values)}")
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        fail(f"--seeds takes distinct non-negative integers, got {','.join(values)}")
+    return seeds
 
 
 def choose_profile(requested: str) -> str:
@@ -67,58 +91,80 @@ def _log(message: str) -> None:
 
 
 def run_job(task: str, profile: str, results: str, models, steps=None, image_size=None, subjects=None, slices=None,
-            data=None, overwrite=False, pet="nac") -> dict:
+            data=None, overwrite=False, seeds=None, pet="nac") -> dict:
     """Run every stage; returns the summary written to ``summary.json``."""
-    from cycle_medgan_tf.config import resolve_config
-    from cycle_medgan_tf.data.make_default import ensure_default
-    from cycle_medgan_tf.data.synth.tasks import cohort
+    from cycle_medgan_tf.config import DEFAULT_SEEDS, resolve_config
     from cycle_medgan_tf.evaluate import evaluate
-    from cycle_medgan_tf.train import trainer_class
-    from cycle_medgan_tf.training.trainer import run_training
 
+    seeds = list(DEFAULT_SEEDS[profile] if seeds is None else seeds)
     out = os.path.abspath(os.path.join(results, task))
     os.makedirs(out, exist_ok=True)
     overrides = {k: v for k, v in dict(steps=steps, image_size=image_size).items() if v is not None}
     configs = {m: resolve_config(m, profile, overrides) for m in models}
     size = configs[models[0]].image_size
-    summary = dict(task=task, profile=profile, image_size=size, models=list(models), stages={}, results_dir=out)
+    summary = dict(task=task, profile=profile, image_size=size, models=list(models), seeds=seeds, stages={},
+                   results_dir=out)
     t_job = time.monotonic()
     if profile == "quick":
-        _log(f"[job] CPU quick profile: {size}x{size}, {configs[models[0]].steps} steps per model; "
-             f"the whole job takes about {QUICK_MINUTES} minutes on 2 cores (re-running reuses finished stages)")
+        _log(f"[job] CPU quick profile: {size}x{size}, {configs[models[0]].steps} steps per model and seed, "
+             f"seeds {','.join(map(str, seeds))}; one seed takes about {QUICK_MINUTES} minutes on 2 cores "
+             "(re-running reuses finished stages)")
     else:
-        _log(f"[job] profile {profile}: {size}x{size}")
+        _log(f"[job] profile {profile}: {size}x{size}, seeds {','.join(map(str, seeds))}")
 
     t = time.monotonic()
-    if data is None:
-        group = cohort(task, profile)    # the smoke profile uses a tiny cohort so the test suite stays fast
-        settings = dict(subjects=subjects or group.subjects, slices=slices or group.slices,
-                        val_slices=None if slices else group.val_slices)
-        _log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices)")
-        data = ensure_default(task, size, pet=pet, **settings)
-    summary["data"] = data
+    summary["data"] = data if data is not None else _default_data(task, profile, size, subjects, slices, pet)
     summary["stages"]["data_s"] = round(time.monotonic() - t, 2)
-
-    runs = {}
-    for model in models:
-        t = time.monotonic()
-        cfg = configs[model]
-        cfg.data, cfg.workdir = data, os.path.join(out, "runs", model)
-        result = run_training(trainer_class(model), cfg, overwrite=overwrite, log=_log)
-        if result["status"] != "completed":
-            raise KeyboardInterrupt(f"{model} training {result['status']} at step {result['step']}")
-        runs[model] = cfg.workdir
-        summary["stages"][f"train_{model}_s"] = round(time.monotonic() - t, 2)
-        summary["stages"][f"train_{model}_steps_run"] = result["step"] - result["start_step"]
+    runs = _train_all(configs, seeds, summary["data"], out, overwrite, summary["stages"])
 
     t = time.monotonic()
-    _log(f"[job] evaluating {', '.join(models)} on the paired validation set")
-    table = evaluate(data, runs, out, identity=True, overwrite=True)
+    _log(f"[job] evaluating {', '.join(models)} ({len(seeds)} seed(s)) on the paired validation set")
+    table = evaluate(summary["data"], runs, out, identity=True, lookup=True, overwrite=True)
     summary["stages"]["evaluate_s"] = round(time.monotonic() - t, 2)
     summary["wall_time_s"] = round(time.monotonic() - t_job, 2)
     summary["table1"] = {name: {k: v["mean"] for k, v in row.items()} for name, row in table["models"].items()}
     atomic_write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return summary
+
+
+def _default_data(task: str, profile: str, size: int, subjects, slices, pet: str, seed: int = 0) -> str:
+    """The cached default store of the profile's cohort (``seed`` 1 and up: a tuning store of other subjects)."""
+    from cycle_medgan_tf.data.make_default import ensure_default
+    from cycle_medgan_tf.data.synth.tasks import cohort
+
+    group = cohort(task, profile)    # the smoke profile uses a tiny cohort so the test suite stays fast
+    settings = dict(subjects=subjects or group.subjects, slices=slices or group.slices,
+                    val_slices=None if slices else group.val_slices)
+    _log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices"
+         f"{', seed ' + str(seed) if seed else ''})")
+    return ensure_default(task, size, seed=seed, pet=pet, **settings)
+
+
+def run_dir(out: str, model: str, seed: int) -> str:
+    """Where the job trains ``model`` with ``seed``: ``OUT/runs/MODEL/seed_K``."""
+    return os.path.join(out, "runs", model, f"seed_{seed}")
+
+
+def _train_all(configs: dict, seeds, data: str, out: str, overwrite: bool, stages: dict) -> dict[str, list[str]]:
+    """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
+    import dataclasses
+
+    from cycle_medgan_tf.train import trainer_class
+    from cycle_medgan_tf.training.trainer import run_training
+
+    runs: dict[str, list[str]] = {}
+    for model, base in configs.items():
+        for seed in seeds:
+            t = time.monotonic()
+            cfg = dataclasses.replace(base, data=data, workdir=run_dir(out, model, seed), seed=seed)
+            _log(f"[job] {model} seed {seed}")
+            result = run_training(trainer_class(model), cfg, overwrite=overwrite, log=_log)
+            if result["status"] != "completed":
+                raise KeyboardInterrupt(f"{model} seed {seed} training {result['status']} at step {result['step']}")
+            runs.setdefault(model, []).append(cfg.workdir)
+            stages[f"train_{model}_seed{seed}_s"] = round(time.monotonic() - t, 2)
+            stages[f"train_{model}_seed{seed}_steps_run"] = result["step"] - result["start_step"]
+    return runs
 
 
 def main(argv):
@@ -132,9 +178,10 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     profile = choose_profile(FLAGS.profile)
+    seeds = parse_seeds(FLAGS.seeds, profile)
     try:
         summary = run_job(FLAGS.task, profile, FLAGS.results, models, FLAGS.steps, FLAGS.image_size, FLAGS.subjects,
-                          FLAGS.slices, FLAGS.data, FLAGS.overwrite, FLAGS.pet)
+                          FLAGS.slices, FLAGS.data, FLAGS.overwrite, seeds=seeds, pet=FLAGS.pet)
     except user_errors() as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:
@@ -143,7 +190,7 @@ def main(argv):
     with open(table_md) as f:
         print(f.read())
     print(f"[job] done in {summary['wall_time_s'] / 60:.1f} min. Results: {summary['results_dir']} "
-          f"(table1.md/.csv/.tex/.json, fig3.png, summary.json, runs/)")
+          f"(table1.md/.csv/.tex/.json, details.md, fig3.png, seeds/, summary.json, runs/)")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 TASK = "pet_ct"
 WINDOW_A, WINDOW_B = (0.0, 5.0), (-1000.0, 2000.0)
-TOP_KEYS = {"task", "split", "n_slices", "metric_conventions", "models", "per_subject", "tests"}
+TOP_KEYS = {"task", "split", "n_slices", "n_subjects", "columns", "metric_conventions", "seeds", "spread", "notes",
+            "models", "per_subject", "comparisons", "slice_tests"}
 METRIC_KEYS = ["ssim", "psnr", "lpips", "vif"]
+CT_KEYS = ["mae_hu", "me_hu", "ssim_brain", "psnr_brain", "ssim_bone", "psnr_bone", "dice_bone"]
+ROWS = ["CycleGAN", "Cycle-MedGAN", "Identity", "Look-up (best training slice)", "Target+blur", "Target+noise",
+        "Target+blur+noise"]
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "vif": True}
 
 
@@ -96,10 +100,13 @@ def setup(tmp_path_factory):
     store = write_small_store(root / "small.h5")
     runs = {}
     for name, weight, seed in (("cyclegan", -1.2, 0), ("cycle_medgan", -2.0, 1)):
-        run_dir = str(root / name)
-        export_translators(run_dir, {"a2b": tiny_translator(weight, seed), "b2a": tiny_translator(-weight, seed)},
-                           manifest(name))
-        runs[name] = run_dir
+        for training_seed, suffix in ((0, ""), (1, "_seed1")):
+            run_dir = str(root / f"{name}{suffix}")
+            a2b = tiny_translator(weight - 0.1 * training_seed, seed + 10 * training_seed)
+            export_translators(run_dir, {"a2b": a2b, "b2a": tiny_translator(-weight, seed)}, manifest(name))
+            with open(os.path.join(run_dir, "config.json"), "w") as f:
+                json.dump({"model": name, "seed": training_seed}, f)
+            runs[f"{name}{suffix}"] = run_dir
     runs["other_task"] = edit_manifest(runs["cyclegan"], str(root / "other_task"), task="mr_motion")
     runs["other_size"] = edit_manifest(runs["cyclegan"], str(root / "other_size"), image_size=128)
     runs["mislabelled"] = edit_manifest(runs["cyclegan"], str(root / "mislabelled"), model="unit")
@@ -116,9 +123,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def full_run(setup):
     out = setup["root"] / "out"
     runs = setup["runs"]
-    result = run_cli(f"--data={setup['store']}", f"--runs=cyclegan={runs['cyclegan']},"
-                     f"cycle_medgan={runs['cycle_medgan']}", f"--out={out}", "--identity",
-                     "--degrade=blur,noise,blur+noise", "--batch_size=5")
+    result = run_cli(f"--data={setup['store']}", f"--runs=cyclegan={runs['cyclegan']}+{runs['cyclegan_seed1']},"
+                     f"cycle_medgan={runs['cycle_medgan']}+{runs['cycle_medgan_seed1']}", f"--out={out}", "--identity",
+                     "--lookup", "--degrade=blur,noise,blur+noise", "--batch_size=5")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "table1.json") as f:
         return {"out": out, "stdout": result.stdout, "json": json.load(f)}
@@ -126,49 +133,79 @@ def full_run(setup):
 
 def test_writes_every_output(full_run):
     out = full_run["out"]
-    for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
-        assert (out / name).stat().st_size > 0, name
+    for folder in (out, out / "seeds" / "seed_0", out / "seeds" / "seed_1"):
+        for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
+            assert (folder / name).stat().st_size > 0, (folder, name)
+    assert sorted(os.listdir(out / "seeds")) == ["seed_0", "seed_1"]
+    assert "Slice-level paired tests" in (out / "details.md").read_text()
     assert not [p for p in os.listdir(out) if ".tmp" in p]
     with open(out / "fig3.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
     width, height = Image.open(out / "fig3.png").size
-    assert width > 900 and height > 400          # 3 subject rows x (Input, 2 models, 3 degraded, Target)
+    assert width > 900 and height > 800          # 3 subjects x 2 windows x (Input, 2 models, 4 references, Target)
     md = (out / "table1.md").read_text()
-    assert "VIF (pixel domain) ↑" in md and "LPIPS ↓" in md and "SSIM ↑" in md
+    assert "VIF (pixel domain) ↑ | MAE (HU) ↓ | ME (HU) →0 | SSIM brain ↑" in md and "LPIPS ↓" in md
+    assert "standard deviation across seeds" in md and "Cycle-MedGAN minus each other row" in md
+    assert "not significant" in md or "significant, " in md
     assert md.strip() in full_run["stdout"]
     csv_lines = (out / "table1.csv").read_text().strip().splitlines()
     assert csv_lines[0].startswith("task,split,model,n_slices,ssim_mean")
-    assert len(csv_lines) == 1 + 6
+    assert "vif_ci95_hi,mae_hu_mean" in csv_lines[0]
+    assert len(csv_lines) == 1 + len(ROWS)
     tex = (out / "table1.tex").read_text()
-    assert r"\begin{tabular}" in tex and r"$\downarrow$" in tex and "Cycle-MedGAN" in tex
+    assert r"\begin{tabular}" in tex and r"$\downarrow$" in tex and "Cycle-MedGAN" in tex and "Look-up" in tex
 
 
 def test_json_schema(full_run):
     data = full_run["json"]
     assert set(data) == TOP_KEYS
     assert data["task"] == TASK and data["split"] == "val" and data["n_slices"] == 12
-    assert list(data["models"]) == ["CycleGAN", "Cycle-MedGAN", "Identity", "Target+blur", "Target+noise",
-                                    "Target+blur+noise"]
+    assert data["columns"] == METRIC_KEYS + CT_KEYS and data["spread"] == "seeds"
+    assert list(data["models"]) == ROWS
+    assert data["seeds"]["CycleGAN"] == ["seed_0", "seed_1"] and data["seeds"]["Identity"] == ["reference"]
     for name, metrics in data["models"].items():
-        assert list(metrics) == METRIC_KEYS
+        assert list(metrics) == METRIC_KEYS + CT_KEYS
         for key, summary in metrics.items():
-            assert {"mean", "std", "ci95"} <= set(summary)
+            assert {"mean", "std", "ci95", "seed_means"} <= set(summary)
             lo, hi = summary["ci95"]
             assert lo <= summary["mean"] <= hi, (name, key)
-            assert summary["std"] >= 0
+            assert (summary["std"] is None) == (name not in ("CycleGAN", "Cycle-MedGAN")), (name, key)
     for key in METRIC_KEYS:
         assert data["metric_conventions"][key]["higher_is_better"] == HIGHER_IS_BETTER[key]
     assert data["metric_conventions"]["vif"]["display"] == "VIF (pixel domain)"
+    assert data["metric_conventions"]["me_hu"]["better"] == "zero" and "head_mask" in data["metric_conventions"]
     assert set(data["per_subject"]["Cycle-MedGAN"]) == {"v0", "v1", "v2"}
     assert data["per_subject"]["Identity"]["v1"]["n_slices"] == 4
-    tests = data["tests"]
-    assert len(tests) == 5 * 4                                  # Cycle-MedGAN vs 5 rows x 4 metrics
-    for test in tests:
-        assert {"metric", "a", "b", "p_value", "mean_diff"} <= set(test)
-        assert test["a"] == "Cycle-MedGAN"
-        assert test["p_value"] is None or 0.0 <= test["p_value"] <= 1.0
+    comparisons = data["comparisons"]
+    assert len(comparisons) == (len(ROWS) - 1) * len(data["columns"])    # Cycle-MedGAN vs every other row
+    for c in comparisons:
+        assert c["a"] == "Cycle-MedGAN" and c["unit"] == "subject" and c["n_subjects"] == 3
+        if c["ci95"] is not None:
+            assert c["significant"] == (not c["ci95"][0] <= 0 <= c["ci95"][1])
+    slice_tests = data["slice_tests"]["seed_1"]
+    assert len(slice_tests) == (len(ROWS) - 1) * len(data["columns"]) and slice_tests[0]["unit"] == "slice"
+    per_seed = json.loads((full_run["out"] / "seeds" / "seed_1" / "table1.json").read_text())
+    assert per_seed["tests"] == slice_tests and list(per_seed["models"]) == ROWS
+
+
+def test_headline_is_the_mean_over_the_per_seed_tables(full_run):
+    seeds = [json.loads((full_run["out"] / "seeds" / f"seed_{k}" / "table1.json").read_text()) for k in (0, 1)]
+    for name in ("CycleGAN", "Cycle-MedGAN", "Identity"):
+        for key in ("ssim", "ssim_brain", "mae_hu"):
+            per_seed = [s["models"][name][key]["mean"] for s in seeds]
+            assert full_run["json"]["models"][name][key]["mean"] == pytest.approx(np.mean(per_seed), rel=1e-9)
+    assert seeds[0]["models"]["Identity"] == seeds[1]["models"]["Identity"]        # references: seed-independent
+    assert seeds[0]["models"]["CycleGAN"]["ssim"] != seeds[1]["models"]["CycleGAN"]["ssim"]
+
+
+def test_lookup_row_beats_copying_the_input(full_run):
+    models = full_run["json"]["models"]
+    lookup = models["Look-up (best training slice)"]
+    assert lookup["ssim"]["mean"] > models["Identity"]["ssim"]["mean"]
+    assert lookup["mae_hu"]["mean"] < models["Identity"]["mae_hu"]["mean"]
+    assert lookup["ssim"]["mean"] < 1.0                       # training slices are other subjects, not copies
 
 
 def test_per_subject_means_match_slices(full_run):
@@ -213,9 +250,22 @@ def test_python_api_b2a_with_max_slices(setup):
     data = evaluate(setup["store"], {"cycle_medgan": setup["runs"]["cycle_medgan"]}, out, direction="b2a",
                     max_slices=5, degrade=("noise",))
     assert data["n_slices"] == 5 and list(data["models"]) == ["Cycle-MedGAN", "Target+noise"]
+    assert data["columns"] == METRIC_KEYS + ["ssim_mask", "psnr_mask"] and data["spread"] == "slices"
     assert data["metric_conventions"]["evaluation"]["reference"].startswith("val/A")
-    assert os.path.isfile(out / "fig3.png")
-    assert data["tests"][0]["b"] == "Target+noise"
+    assert os.path.isfile(out / "fig3.png") and os.path.isfile(out / "seeds" / "seed_0" / "table1.json")
+    assert data["comparisons"][0]["b"] == "Target+noise"
+    assert data["slice_tests"]["seed_0"][0]["b"] == "Target+noise"
+
+
+def test_fewer_seeds_on_overwrite_remove_stale_seed_folders(setup):
+    from cycle_medgan_tf.evaluate import evaluate
+
+    out = setup["root"] / "api_seeds"
+    runs = setup["runs"]
+    evaluate(setup["store"], {"cyclegan": [runs["cyclegan"], runs["cyclegan_seed1"]]}, out, max_slices=4)
+    assert sorted(os.listdir(out / "seeds")) == ["seed_0", "seed_1"]
+    data = evaluate(setup["store"], {"cyclegan": [runs["cyclegan_seed1"]]}, out, max_slices=4, overwrite=True)
+    assert os.listdir(out / "seeds") == ["seed_1"] and data["seeds"]["CycleGAN"] == ["seed_1"]
 
 
 BAD_CASES = {
@@ -234,12 +284,18 @@ BAD_CASES = {
     "unknown flag": lambda s, o: [f"--data={s['store']}", f"--out={o}", "--identity", "--colour=red"],
     "bad integer": lambda s, o: [f"--data={s['store']}", f"--out={o}", "--identity", "--max_slices=many"],
     "no data flag": lambda s, o: [f"--out={o}", "--identity"],
+    "run twice": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['cyclegan']}+"
+                                                      f"{s['runs']['cyclegan']}", f"--out={o}"],
+    "empty run": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['cyclegan']}+", f"--out={o}"],
+    "bad seed run": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['cyclegan']}+"
+                                                         f"{s['runs']['other_size']}", f"--out={o}"],
 }
 EXPECTED_WORDS = {"missing store": "not found", "not a store": "not an HDF5", "missing run": "does not exist",
                   "other task": "task", "other size": "image size", "wrong model": "holds a 'unit'",
                   "unknown model": "pix2pix", "bad direction": "a2b or b2a", "bad degradation": "jpeg",
                   "nothing to do": "nothing to evaluate", "unknown flag": "colour", "bad integer": "max_slices",
-                  "no data flag": "--data"}
+                  "no data flag": "--data", "run twice": "given twice", "empty run": "NAME=RUN_DIR",
+                  "bad seed run": "image size"}
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))

@@ -17,27 +17,42 @@ def _run(tmp_path, *args):
                            *args], capture_output=True, text=True, timeout=1500, cwd=REPO, env=env)
 
 
-def test_run_sh_pet_ct_smoke_writes_every_output(tmp_path):
-    first = _run(tmp_path)
+MODELS = ("unit", "cyclegan", "cycle_medgan")
+ROWS = {"UNIT", "CycleGAN", "Cycle-MedGAN", "Identity", "Look-up (best training slice)"}
+
+
+def test_run_sh_pet_ct_smoke_two_seeds_writes_every_output(tmp_path):
+    first = _run(tmp_path, "--seeds=0,1")
     assert first.returncode == 0, first.stderr[-3000:]
     out = tmp_path / "res" / "pet_ct"
-    for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png", "summary.json"):
-        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    for model in ("unit", "cyclegan", "cycle_medgan"):
-        assert (out / "runs" / model / "export" / "manifest.json").is_file()
+    for folder in (out, out / "seeds" / "seed_0", out / "seeds" / "seed_1"):
+        for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
+            assert (folder / name).is_file() and (folder / name).stat().st_size > 0, (folder, name)
+    assert (out / "details.md").is_file() and (out / "summary.json").is_file()
+    for model in MODELS:
+        for seed in (0, 1):
+            run = out / "runs" / model / f"seed_{seed}"
+            assert (run / "export" / "manifest.json").is_file()
+            assert json.loads((run / "config.json").read_text())["seed"] == seed
     table = json.loads((out / "table1.json").read_text())
-    assert set(table["models"]) == {"UNIT", "CycleGAN", "Cycle-MedGAN", "Identity"}
-    assert "| Cycle-MedGAN |" in first.stdout and "Results:" in first.stdout
+    assert set(table["models"]) == ROWS and table["spread"] == "seeds"
+    assert table["seeds"]["UNIT"] == ["seed_0", "seed_1"] and "ssim_brain" in table["columns"]
+    assert set(json.loads((out / "seeds" / "seed_1" / "table1.json").read_text())["models"]) == ROWS
+    assert "| Cycle-MedGAN |" in first.stdout and "Results:" in first.stdout and "minus each other row" in first.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["profile"] == "smoke" and summary["wall_time_s"] > 0
-    assert all(summary["stages"][f"train_{m}_steps_run"] == 4 for m in ("unit", "cyclegan", "cycle_medgan"))
+    assert summary["profile"] == "smoke" and summary["wall_time_s"] > 0 and summary["seeds"] == [0, 1]
+    assert all(summary["stages"][f"train_{m}_seed{s}_steps_run"] == 4 for m in MODELS for s in (0, 1))
 
-    second = _run(tmp_path, "--models=cyclegan")
+    second = _run(tmp_path, "--models=cyclegan")                 # the smoke default: seed 0 only
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((out / "summary.json").read_text())
-    assert again["stages"]["train_cyclegan_steps_run"] == 0      # finished stage reused, not retrained
+    assert again["seeds"] == [0] and again["stages"]["train_cyclegan_seed0_steps_run"] == 0   # reused, not retrained
+    assert os.listdir(out / "seeds") == ["seed_0"]
 
 
 def test_run_sh_rejects_bad_flags(tmp_path):
     bad = _run(tmp_path, "--models=pix2pix")
     assert bad.returncode == 2 and "--models" in bad.stderr and "Traceback" not in bad.stderr
+    for seeds in ("--seeds=zero", "--seeds=1,1", "--seeds=-1"):
+        bad = _run(tmp_path, seeds)
+        assert bad.returncode == 2 and "--seeds" in bad.stderr and "Traceback" not in bad.stderr, seeds

@@ -5,7 +5,9 @@ spread), the slice with the median SSIM of the best trained model present (highe
 of the table when no trained model is present). Display windows per domain:
 
 - CT: a combined bone-and-brain window, piecewise linear in HU: 0 HU black, 80 HU at 55% grey (brain
-  tissue, CSF and grey/white matter contrast in the lower half), 1500 HU white (diploe and cortical bone);
+  tissue, CSF and grey/white matter contrast in the lower half), 1500 HU white (diploe and cortical bone); and,
+  in a second row under every example, the brain window 0..80 HU (linear, clipped: ``BRAIN_WINDOW_HU``), where
+  soft-tissue errors are visible, with the brain-window SSIM/PSNR under each panel;
 - PET: the domain window, inverted grey (high uptake dark), as PET is usually read;
 - MR and anything else: the domain window, grey.
 """
@@ -13,7 +15,6 @@ of the table when no trained model is present). Display windows per domain:
 from __future__ import annotations
 
 import os
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from cycle_medgan_tf.data.store import from_model_range
 from cycle_medgan_tf.evaluation.metrics import METRICS
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES, arrow
+from cycle_medgan_tf.evaluation.tissue import BRAIN_WINDOW_HU, modality as display_kind
 
 CT_DISPLAY_HU = (0.0, 80.0, 1500.0)        # black, knee, white
 CT_DISPLAY_GREY = (0.0, 0.55, 1.0)
@@ -30,25 +32,16 @@ TITLE_INCHES = 0.55      # figure title plus column titles
 SHORT_NAMES = {"ssim": "SSIM", "psnr": "PSNR", "lpips": "LPIPS", "vif": "VIF"}
 
 
-def _is_modality(domain: str, modality: str) -> bool:
-    return re.search(rf"(^|[^a-z]){modality}([^a-z]|$)", domain.lower()) is not None
-
-
-def display_kind(domain: str) -> str:
-    """"ct", "pet" or "grey" from a domain name such as "CT", "FDG-PET" or "MR_motion"."""
-    if _is_modality(domain, "ct"):
-        return "ct"
-    if _is_modality(domain, "pet"):
-        return "pet"
-    return "grey"
-
-
-def to_display(images: np.ndarray, domain: str, window: Sequence[float]) -> np.ndarray:
-    """Grey levels in [0, 1] (1 = white) for images in model range [-1, 1] of the given domain."""
+def to_display(images: np.ndarray, domain: str, window: Sequence[float], brain: bool = False) -> np.ndarray:
+    """Grey levels in [0, 1] (1 = white) for images in model range [-1, 1] of the given domain; ``brain``
+    shows CT in the brain window instead of the combined one."""
     kind = display_kind(domain)
     x = np.asarray(images, dtype=np.float64)
     if kind == "ct":
         hu = from_model_range(x, window).astype(np.float64)
+        if brain:
+            lo, hi = BRAIN_WINDOW_HU
+            return np.clip((hu - lo) / (hi - lo), 0.0, 1.0)
         return np.interp(hu, CT_DISPLAY_HU, CT_DISPLAY_GREY)
     grey = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
     return 1.0 - grey if kind == "pet" else grey
@@ -88,6 +81,26 @@ def _metric_text(values: Mapping[str, np.ndarray], i: int) -> str:
     return f"{parts[0]}  {parts[1]}\n{parts[2]}  {parts[3]}"
 
 
+def _brain_text(values: Mapping[str, np.ndarray], i: int) -> str:
+    if "ssim_brain" not in values:
+        return ""
+    ssim_b, psnr_b = float(values["ssim_brain"][i]), float(values["psnr_brain"][i])
+    return f"brain: SSIM {ssim_b:.3f}  PSNR {psnr_b:.2f}"
+
+
+def _panel(fig, spec, image, text: str | None, *, title=None, ylabel=None):
+    ax = fig.add_subplot(spec)
+    ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if text:
+        ax.text(0.5, -0.03, text, transform=ax.transAxes, ha="center", va="top", fontsize=6.5, family="monospace")
+
+
 def render_fig3(path, *, inputs: np.ndarray, target: np.ndarray, predictions: Mapping[str, np.ndarray],
                 per_slice: Mapping[str, Mapping[str, np.ndarray]], subjects: Sequence[str], source_domain: str,
                 target_domain: str, source_window: Sequence[float], target_window: Sequence[float],
@@ -97,6 +110,7 @@ def render_fig3(path, *, inputs: np.ndarray, target: np.ndarray, predictions: Ma
     ``predictions`` maps column names (in display order) to (N, H, W) images in [-1, 1]; ``per_slice`` maps row
     names to per-slice metric arrays; the columns' metric values are printed under each image.
     ``input_metrics`` names the ``per_slice`` row whose values go under the Input column (e.g. "Identity").
+    When a column is CT, every example gets a second row in the brain window (0..80 HU).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -106,29 +120,30 @@ def render_fig3(path, *, inputs: np.ndarray, target: np.ndarray, predictions: Ma
     columns += [(name, images, target_domain, target_window, name) for name, images in predictions.items()]
     columns.append(("Target", target, target_domain, target_window, None))
 
+    ct_columns = [c for c, column in enumerate(columns) if display_kind(column[2]) == "ct"]
+    brain_rows = bool(ct_columns)
+    blocks = 2 if brain_rows else 1
     text_h, title_h = TEXT_INCHES, TITLE_INCHES if title else 0.3
-    height = len(rows) * (PANEL_INCHES + text_h) + title_h
+    height = blocks * len(rows) * (PANEL_INCHES + text_h) + title_h
     fig = Figure(figsize=(PANEL_INCHES * len(columns) + 0.3, height))
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(len(rows), len(columns), left=0.3 / fig.get_figwidth(), right=0.995,
+    grid = fig.add_gridspec(blocks * len(rows), len(columns), left=0.3 / fig.get_figwidth(), right=0.995,
                             top=1 - title_h / height, bottom=text_h / height, wspace=0.04,
                             hspace=text_h / PANEL_INCHES)
     subjects = np.asarray(subjects).astype(str)
     for r, index in enumerate(rows):
         for c, (name, images, domain, window, metric_row) in enumerate(columns):
-            ax = fig.add_subplot(grid[r, c])
-            ax.imshow(to_display(images[index], domain, window), cmap="gray", vmin=0.0, vmax=1.0,
-                      interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                label = f"{name} ({domain})" if name in ("Input", "Target") else name
-                ax.set_title(label, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{subjects[index]} #{index}", fontsize=8)
-            if metric_row is not None and metric_row in per_slice:
-                ax.text(0.5, -0.03, _metric_text(per_slice[metric_row], index), transform=ax.transAxes,
-                        ha="center", va="top", fontsize=6.5, family="monospace")
+            values = per_slice.get(metric_row) if metric_row is not None else None
+            label = (f"{name} ({domain})" if name in ("Input", "Target") else name.replace(" (", "\n(")) \
+                if r == 0 else None
+            _panel(fig, grid[blocks * r, c], to_display(images[index], domain, window),
+                   _metric_text(values, index) if values else None, title=label,
+                   ylabel=f"{subjects[index]} #{index}" if c == 0 else None)
+            if brain_rows and display_kind(domain) == "ct":
+                _panel(fig, grid[blocks * r + 1, c], to_display(images[index], domain, window, brain=True),
+                       _brain_text(values, index) if values else None,
+                       ylabel=f"brain {BRAIN_WINDOW_HU[0]:g}..{BRAIN_WINDOW_HU[1]:g} HU" if c == ct_columns[0]
+                       else None)
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
     path = os.fspath(path)

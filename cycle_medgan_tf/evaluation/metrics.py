@@ -59,7 +59,8 @@ def _result(values: np.ndarray, single: bool):
     return float(values[0]) if single else values
 
 
-def _chunks(n: int, height: int, width: int):
+def slice_chunks(n: int, height: int, width: int):
+    """Slices over a batch of ``n`` images of ``height`` x ``width`` that bound the float64 working set."""
     step = max(1, _CHUNK_PIXELS // max(1, height * width))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
@@ -79,14 +80,21 @@ def _ssim_taps() -> np.ndarray:
     return taps / taps.sum()
 
 
-def _ssim_block(a: np.ndarray, b: np.ndarray, taps: np.ndarray) -> np.ndarray:
+def ssim_margin() -> int:
+    """Pixels per side that the valid SSIM map loses (the Gaussian window's radius, 5)."""
+    return len(_ssim_taps()) // 2
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The SSIM map of (N, H, W) images already in [0, 1] over the valid region (``ssim_margin()`` pixels
+    cropped per side); its mean over all pixels is :func:`ssim`."""
+    taps = _ssim_taps()
     ux, uy = _filter_valid(a, taps), _filter_valid(b, taps)
     vx = _filter_valid(a * a, taps) - ux * ux
     vy = _filter_valid(b * b, taps) - uy * uy
     vxy = _filter_valid(a * b, taps) - ux * uy
     c1, c2 = SSIM_K1**2, SSIM_K2**2               # data range 1
-    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return ssim_map.mean(axis=(1, 2))
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
 def ssim(reference, prediction):
@@ -96,8 +104,8 @@ def ssim(reference, prediction):
     if min(ref.shape[1:]) < len(taps):
         raise ValueError(f"SSIM needs images of at least {len(taps)}x{len(taps)} pixels, got {ref.shape[1:]}")
     out = np.empty(len(ref))
-    for block in _chunks(*ref.shape):
-        out[block] = _ssim_block((ref[block] + 1.0) / 2.0, (pred[block] + 1.0) / 2.0, taps)
+    for block in slice_chunks(*ref.shape):
+        out[block] = ssim_map((ref[block] + 1.0) / 2.0, (pred[block] + 1.0) / 2.0).mean(axis=(1, 2))
     return _result(out, single)
 
 
@@ -170,7 +178,7 @@ def vif(reference, prediction):
         raise ValueError(f"VIF needs images of at least {_vif_min_side()}x{_vif_min_side()} pixels, "
                          f"got {ref.shape[1:]}")
     out = np.empty(len(ref))
-    for block in _chunks(*ref.shape):
+    for block in slice_chunks(*ref.shape):
         out[block] = _vif_block((ref[block] + 1.0) * 127.5, (pred[block] + 1.0) * 127.5)
     return _result(out, single)
 

@@ -1,4 +1,5 @@
-"""Summary statistics for Table I: means, bootstrap confidence intervals, per-subject means, paired tests.
+"""Summary statistics for Table I: means, bootstrap confidence intervals, per-subject means, paired tests,
+and the hierarchical (subjects x seeds) bootstrap of the multi-seed headline table.
 
 Non-finite values (PSNR of an exact copy is +inf; VIF of a reference without any variance is NaN) are left out
 of every statistic; ``summarize`` reports how many values were used.
@@ -6,6 +7,7 @@ of every statistic; ``summarize`` reports how many values were used.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -94,3 +96,83 @@ def paired_wilcoxon(a, b) -> dict:
         result["p_value"] = float(test.pvalue)
         result["statistic"] = float(test.statistic)
     return result
+
+
+def subject_matrix(per_seed_values: Sequence, subjects: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """(seeds, subjects) array of per-subject means (NaN where a subject has no finite value) and the ids."""
+    ids = sorted(set(np.asarray(subjects).astype(str).tolist()))
+    rows = []
+    for values in per_seed_values:
+        means = per_subject_means(values, subjects)
+        rows.append([np.nan if means[s] is None else means[s] for s in ids])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(ids)), ids
+
+
+def _resampled_means(matrix: np.ndarray, subject_draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mean over resampled seeds (drawn here, independently per matrix) and the given subject draws."""
+    seed_draws = rng.integers(0, matrix.shape[0], size=(len(subject_draws), matrix.shape[0]))
+    values = matrix[seed_draws[:, :, None], subject_draws[:, None, :]]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # a draw of subjects without finite values -> NaN
+        return np.nanmean(values, axis=(1, 2))
+
+
+def hierarchical_bootstrap(matrices: Sequence[np.ndarray], n_resamples: int = BOOTSTRAP_RESAMPLES,
+                           seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(n_resamples, len(matrices)) bootstrap means of (seeds, subjects) matrices over the same subjects.
+
+    Each resample draws the subjects with replacement once, jointly for every matrix (the rows are paired), and
+    the seeds with replacement independently for each matrix; its statistic is the mean over the drawn seeds and
+    subjects (every subject weighs the same; non-finite entries are left out).
+    """
+    matrices = [np.asarray(m, dtype=np.float64) for m in matrices]
+    n_subjects = matrices[0].shape[1]
+    if any(m.ndim != 2 or m.shape[1] != n_subjects or m.shape[0] < 1 for m in matrices):
+        raise ValueError("every matrix must be (seeds >= 1, subjects) with the same subjects")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_resamples, len(matrices)))
+    rows = max(1, _BOOTSTRAP_BLOCK // max(1, n_subjects * max(m.shape[0] for m in matrices)))
+    for start in range(0, n_resamples, rows):
+        stop = min(n_resamples, start + rows)
+        subject_draws = rng.integers(0, n_subjects, size=(stop - start, n_subjects))
+        for j, matrix in enumerate(matrices):
+            out[start:stop, j] = _resampled_means(matrix, subject_draws, rng)
+    return out
+
+
+def _interval(samples: np.ndarray, confidence: float) -> list[float] | None:
+    samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        return None
+    alpha = (1.0 - confidence) / 2.0
+    return [float(v) for v in np.quantile(samples, [alpha, 1.0 - alpha])]
+
+
+def _finite_mean(matrix: np.ndarray) -> float | None:
+    used = finite(matrix)
+    return float(np.mean(used)) if len(used) else None
+
+
+def bootstrap_mean_ci(matrix, confidence: float = CONFIDENCE, **kwargs) -> list[float] | None:
+    """Hierarchical-bootstrap interval of the subject-level mean of one (seeds, subjects) matrix."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape[1] < 2 and matrix.shape[0] < 2:
+        return None
+    return _interval(hierarchical_bootstrap([matrix], **kwargs)[:, 0], confidence)
+
+
+def bootstrap_difference(a, b, confidence: float = CONFIDENCE, **kwargs) -> dict:
+    """Subject-level difference mean(a) - mean(b) of two (seeds, subjects) matrices with its bootstrap interval.
+
+    Returns ``{"diff", "ci95", "significant"}``; ``significant`` is False when the interval contains 0 and None
+    when there is no interval (fewer than 2 subjects and seeds, or no finite values).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mean_a, mean_b = _finite_mean(a), _finite_mean(b)
+    diff = None if mean_a is None or mean_b is None else mean_a - mean_b
+    ci = None
+    if diff is not None and (a.shape[1] >= 2 or max(a.shape[0], b.shape[0]) >= 2):
+        draws = hierarchical_bootstrap([a, b], **kwargs)
+        ci = _interval(draws[:, 0] - draws[:, 1], confidence)
+    significant = None if ci is None else not (ci[0] <= 0.0 <= ci[1])
+    return {"diff": diff, "ci95": ci, "significant": significant}
