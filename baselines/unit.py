@@ -1,4 +1,4 @@
-"""UNIT baseline trainer, faithful to taki0112/UNIT-Tensorflow (SPEC 3.4), on the shared training skeleton.
+"""UNIT baseline trainer, faithful to taki0112/UNIT-Tensorflow, on the shared training skeleton.
 
 Per step: the discriminators are updated first, then the encoders/generators, each on its own forward pass
 (as taki0112's two ``sess.run`` calls), with its own latent noise z = mu + N(0, I). Generator loss, summed over

@@ -1,4 +1,4 @@
-"""UNIT networks mirroring taki0112/UNIT-Tensorflow (SPEC 3.4), ch = 64.
+"""UNIT networks mirroring taki0112/UNIT-Tensorflow, ch = 64.
 
 Every convolution uses explicit zero padding followed by a 'valid' conv and has a bias;
 transposed convolutions use TF 'SAME' padding, as in taki0112's ``deconv``. The latent

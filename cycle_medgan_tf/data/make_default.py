@@ -1,4 +1,4 @@
-"""Generate a default dataset (SPEC 2.2) into a format-v1 slice store; no download needed.
+"""Generate a default dataset into a format-v1 slice store; no download needed.
 
     python -m cycle_medgan_tf.data.make_default --task=pet_ct|mr_motion|bigan_ct --size=64|128|256 \\
         --out=FILE [--subjects=48 --slices=12 --val_slices=N --pet=nac|ac --seed=0 --workers=N

@@ -1,4 +1,4 @@
-"""HDF5 slice store, format version 1 (SPEC 2.1).
+"""HDF5 slice store, format version 1 (layout in the README, "Data format").
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""BiGAN (Donahue et al., ICLR 2017) for 1-channel images, and its frozen feature extractor (SPEC 3.3).
+"""BiGAN (Donahue et al., ICLR 2017) for 1-channel images, and its frozen feature extractor (Cycle-MedGAN's pre-trained feature extractor).
 
 The joint discriminator D([x, z]) has three parts:
 

@@ -1,4 +1,4 @@
-"""70x70 PatchGAN discriminator of xhujoy/CycleGAN-tensorflow (SPEC 3.1)."""
+"""70x70 PatchGAN discriminator of xhujoy/CycleGAN-tensorflow."""
 
 import keras
 from keras import layers

@@ -1,4 +1,4 @@
-"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer (SPEC 3.1)."""
+"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer"""
 
 import keras
 from keras import layers
