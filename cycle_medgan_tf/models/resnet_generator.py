@@ -1,4 +1,4 @@
-"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer"""
+"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer."""
 
 import keras
 from keras import layers
