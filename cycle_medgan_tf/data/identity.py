@@ -78,13 +78,16 @@ class Fingerprint:
     signature: np.ndarray
 
     def matches(self, other: "Fingerprint") -> str | None:
-        """"identical", "near-identical (r=...)" or None."""
+        """"identical", "near-identical" or None."""
         if self.sha256 == other.sha256:
             return "identical"
         if self.shape != other.shape:
             return None
         r = float(np.mean(self.signature * other.signature))
-        return f"near-identical (correlation {r:.4f})" if r >= NEAR_IDENTICAL_CORRELATION else None
+        return "near-identical" if r >= NEAR_IDENTICAL_CORRELATION else None
+
+    def correlation(self, other: "Fingerprint") -> float:
+        return float(np.mean(self.signature * other.signature)) if self.shape == other.shape else float("nan")
 
 
 def fingerprint(volume: volumes.Volume) -> Fingerprint:
@@ -113,5 +116,6 @@ def first_content_match(groups: dict[str, list[tuple[str, Fingerprint]]],
             match = fp_i.matches(fp_j)
             if match:
                 where = group_i if group_i == group_j else f"{group_i} and {group_j}"
-                return f"{where} hold {match} volumes ({label_i}, {label_j})"
+                return (f"{where} hold {match} volumes ({label_i}, {label_j}; content correlation "
+                        f"{fp_i.correlation(fp_j):.4f})")
     return None

@@ -95,7 +95,7 @@ def check_intensity(report: IntensityReport, window, *, source: str, kind: str |
     if ratio > SCALE_TOLERANCE or ratio < 1.0 / SCALE_TOLERANCE:
         larger = ratio > 1
         factor = ratio if larger else 1.0 / max(ratio, 1e-30)
-        raise IntensityError(f"{source}: intensities are ~{factor:.3g}x {'larger' if larger else 'smaller'} than "
+        raise IntensityError(f"{source}: intensities are ~{factor:,.0f}x {'larger' if larger else 'smaller'} than "
                              f"the {units} (head 1st-99th percentile spread {report.spread:.4g}); "
                              f"{_cause(kind, method, larger, letter)}; {FORCE_HINT}")
     if report.clipped_fraction > MAX_CLIPPED_FRACTION:
