@@ -11,9 +11,10 @@ Layout::
     /val/B/images      (M, H, W)
     /val/subjects      (M,)
     group attrs on /train/A, /train/B: window = [lo, hi]
-                                       normalisation = JSON {"method": ...} (optional; missing means "none")
+                                       normalisation = JSON {"method": ...} (optional; missing: "none")
 
-Images stay in physical units on disk (or in the domain's normalised units, see data/normalise.py); ``to_model_range`` maps a domain's window linearly to [-1, 1].
+Images stay in physical units on disk (or in the domain's normalised units, see data/normalise.py);
+``to_model_range`` maps a domain's window linearly to [-1, 1].
 """
 
 from __future__ import annotations
