@@ -3,6 +3,11 @@
 A run directory ``RUN`` holds ``RUN/export/manifest.json`` and ``RUN/export/a2b/``, ``RUN/export/b2a/``. Each
 SavedModel's ``serve`` endpoint maps float32 (N, S, S, 1) in [-1, 1] to the same shape and range. Loading needs
 only TensorFlow (``tf.saved_model.load``), not this package's training code.
+
+The manifest names the task, the domains, their windows (in the units the model saw), the image size and pixel
+spacing, and each domain's intensity normalisation (``normalisation_a`` / ``normalisation_b``, a
+``{"method": ...}`` record of :mod:`cycle_medgan_tf.data.normalise`; missing in older exports, meaning ``none``).
+For inference in physical units use :class:`cycle_medgan_tf.inference.Translator`.
 """
 
 from __future__ import annotations
@@ -79,8 +84,8 @@ def read_manifest(run_dir) -> dict:
     return manifest
 
 
-class Translator:
-    """A loaded exported generator: ``translator(x)`` maps (N, S, S, 1) float32 in [-1, 1] to the same."""
+class ExportedModel:
+    """A loaded exported generator: ``model(x)`` maps (N, S, S, 1) float32 in [-1, 1] to the same."""
 
     def __init__(self, run_dir, direction: str, batch_size: int = 16):
         import tensorflow as tf
@@ -112,6 +117,6 @@ class Translator:
         return y[..., 0] if squeeze else y
 
 
-def load_translator(run_dir, direction: str = "a2b", batch_size: int = 16) -> Translator:
-    """Load the exported model of ``direction`` ("a2b" or "b2a") from a run directory."""
-    return Translator(run_dir, direction, batch_size=batch_size)
+def load_translator(run_dir, direction: str = "a2b", batch_size: int = 16) -> ExportedModel:
+    """Load the exported model of ``direction`` ("a2b" or "b2a") from a run directory (model range in and out)."""
+    return ExportedModel(run_dir, direction, batch_size=batch_size)

@@ -27,11 +27,13 @@ def grid_affine(spacing=(1.5, 1.5, 2.0), shape=SHAPE):
 
 
 def pet_head(seed, affine, shape=SHAPE):
-    """PET-like activity: 0 outside an ellipsoidal head (radii 24, 28, 14 mm), 2..6 inside, in 0.01 steps.
-    The head is shorter than the 40 mm field of view, so the first and last slices are empty."""
+    """PET-like activity: 0 outside an ellipsoidal head (radii 22-25, 26-28, 14 mm; each seed its own shape and
+    position), 2..6 inside, in 0.01 steps. The head is shorter than the 40 mm field of view, so the first and
+    last slices are empty."""
     idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
     world = idx @ affine[:3, :3].T + affine[:3, 3] - np.array([seed % 3, -(seed % 2), 0.0])
-    inside = np.sum((world / np.array([24.0, 28.0, 14.0])) ** 2, axis=-1) <= 1
+    radii = np.array([22.0 + seed % 4, 26.0 + (seed // 2) % 3, 14.0])
+    inside = np.sum((world / radii) ** 2, axis=-1) <= 1
     activity = 2 + 4 * np.exp(-np.sum((world - [6, -4, 2]) ** 2, axis=-1) / (2 * 12.0 ** 2))
     return np.where(inside, np.round(activity, 2), 0.0).astype(np.float32)
 

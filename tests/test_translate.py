@@ -11,6 +11,7 @@ import pytest
 
 from cycle_medgan_tf import translate
 from cycle_medgan_tf.data import volumes
+from cycle_medgan_tf.data.intensity import IntensityError
 from cycle_medgan_tf.data.store import open_store, write_store
 from cycle_medgan_tf.data.volumes import Volume
 from cycle_medgan_tf.export import export_translators, load_translator
@@ -114,7 +115,9 @@ def test_translate_volume_applies_windows_crop_and_background(pet_run):
     grid = np.diag([1.0, 1.0, 2.0, 1.0])
     grid[:3, 3] = [-49.5, -23.5, -5.0]
     pet = np.tile(np.linspace(0, 12, shape[1], dtype=np.float32)[None, :, None], (shape[0], 1, shape[2]))
-    result = translate.translate_volume(translator, Volume(pet, grid, "PT", "pet"), "a2b", batch_size=4)
+    with pytest.raises(IntensityError, match=r"33.3% of head voxels lie outside the training window \[0, 10\]"):
+        translate.translate_volume(translator, Volume(pet, grid, "PT", "pet"), "a2b")
+    result = translate.translate_volume(translator, Volume(pet, grid, "PT", "pet"), "a2b", batch_size=4, force=True)
     assert result.shape == shape and result.data.dtype == np.float32 and result.modality == "CT"
     np.testing.assert_allclose(result.affine, grid)
     x = np.arange(shape[0]) - 49.5

@@ -3,42 +3,46 @@
     python -m cycle_medgan_tf.data.prepare --task=pet_ct --domain_a=PET --domain_b=CT \\
         --train_a=pet_train.txt --train_b=ct_train.txt --val_pairs=val_pairs.txt --out=pet_ct.h5
 
-A LIST flag is a text file with one path per line (NIfTI file or DICOM series directory; blank lines and
-``#`` comments are ignored; relative paths are looked up beside the list file, then in the working directory)
-or a comma-separated list of paths. ``--val_pairs`` lines are ``pathA,pathB`` (co-registered volumes of one
-subject); inline it is ``a1,b1,a2,b2,...``.
+LIST flags take a list file, comma-separated paths, a folder of volumes or a glob (see
+:mod:`cycle_medgan_tf.data.inputs`); ``--val_pairs`` lines are ``pathA,pathB`` (co-registered volumes of one
+subject), inline ``a1,b1,a2,b2,...`` or two folders ``DIR_A,DIR_B`` paired by subject.
+
+``--normalise_a`` / ``--normalise_b`` (none, suv, percentile[:P], zscore; see
+:mod:`cycle_medgan_tf.data.normalise`) are applied to every volume of the domain as read and recorded in the
+store; the windows are then in normalised units. Non-finite voxels are refused unless ``--fill_nonfinite``.
 
 Every volume is resampled through its affine onto a canonical (RAS+) grid with isotropic ``--spacing_mm``
 voxels; its axial slices, in radiological display orientation, are centre-cropped or padded (with the domain's
 background) to ``--size`` pixels. Validation B volumes are resampled onto their A partner's grid, so row i
-of val/A and val/B shows the same anatomy. Slices whose foreground fraction (pixels above the window's low end
-plus 5 % of its width) is below ``--min_foreground`` are dropped. Subject ids are file names without
-.nii/.nii.gz, or DICOM directory names.
+of val/A and val/B shows the same anatomy. Slices whose foreground fraction (pixels above the volume's
+background plus 5 % of the window's width) is below ``--min_foreground`` are dropped. Subject ids are file
+names without .nii/.nii.gz, or DICOM directory names; train A, train B and validation must not share a subject
+by name key, DICOM PatientID / StudyInstanceUID or content (see :mod:`cycle_medgan_tf.data.identity`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from cycle_medgan_tf.cli import run_app
-from cycle_medgan_tf.data import volumes
+from cycle_medgan_tf.data import identity, volumes
+from cycle_medgan_tf.data.identity import subject_id  # noqa: F401  (part of this module's interface)
+from cycle_medgan_tf.data.inputs import PrepareError, read_pair_list, read_path_list
+from cycle_medgan_tf.data.normalise import NONE, LoadedVolume, Normalisation, normalise_volume, parse_normalisation
 from cycle_medgan_tf.data.store import StoreError, write_store
 from cycle_medgan_tf.data.volumes import VolumeError
 
-FOREGROUND_LEVEL = 0.05         # a pixel is foreground above lo + FOREGROUND_LEVEL * (hi - lo)
+FOREGROUND_LEVEL = 0.05         # a pixel is foreground above its volume's background + FOREGROUND_LEVEL * width
 CT_WINDOW = (-1000.0, 2000.0)
 ROBUST_PERCENTILE = {"PET": 99.9, "MR": 99.5}
 MIN_VAL_COVERAGE = 0.9          # share of a val A grid that must lie inside its B partner's field of view
 MAX_PERCENTILE_SAMPLES = 4_000_000
-
-
-class PrepareError(Exception):
-    """Bad input for store preparation; the message is meant for the user."""
+SHARED_HINT = "training must stay unpaired and validation separate (use --allow_shared_subjects to accept this)"
 
 
 @dataclass
@@ -48,60 +52,6 @@ class Source:
     path: str
     subject: str
     geometry: volumes.Geometry
-
-
-def subject_id(path) -> str:
-    """Subject id of an input: the file name without .nii/.nii.gz, or the DICOM directory's name."""
-    name = os.path.basename(os.path.normpath(os.fspath(path)))
-    return volumes.strip_nifti_suffix(name)
-
-
-def _resolve(entry: str, base: str | None) -> str:
-    entry = os.path.expanduser(entry.strip())
-    if base is not None and not os.path.isabs(entry):
-        beside = os.path.join(base, entry)
-        if os.path.exists(beside) or not os.path.exists(entry):
-            return beside
-    return entry
-
-
-def _list_entries(value: str, flag: str) -> tuple[list[str], str | None]:
-    value = value.strip()
-    if os.path.isfile(value) and not volumes.is_nifti_path(value):
-        try:
-            with open(value, encoding="utf-8") as f:
-                lines = [line.split("#", 1)[0].strip() for line in f]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PrepareError(f"--{flag}: cannot read list file {value} ({exc})") from exc
-        return [line for line in lines if line], os.path.dirname(os.path.abspath(value))
-    return [v for v in (part.strip() for part in value.split(",")) if v], None
-
-
-def read_path_list(value: str, flag: str) -> list[str]:
-    """Paths named by a LIST flag value (a list file or a comma-separated list)."""
-    entries, base = _list_entries(value, flag)
-    if not entries:
-        raise PrepareError(f"--{flag}: no paths given")
-    return [_resolve(e, base) for e in entries]
-
-
-def read_pair_list(value: str, flag: str) -> list[tuple[str, str]]:
-    """(pathA, pathB) pairs from a list file of ``pathA,pathB`` lines or an inline ``a1,b1,a2,b2`` list."""
-    entries, base = _list_entries(value, flag)
-    if base is None:
-        if len(entries) % 2:
-            raise PrepareError(f"--{flag}: expected pathA,pathB pairs, got an odd number of paths ({len(entries)})")
-        pairs = list(zip(entries[0::2], entries[1::2]))
-    else:
-        pairs = []
-        for line in entries:
-            parts = [p.strip() for p in line.replace("\t", ",").split(",") if p.strip()]
-            if len(parts) != 2:
-                raise PrepareError(f"--{flag}: line {line!r} is not of the form pathA,pathB")
-            pairs.append((parts[0], parts[1]))
-    if not pairs:
-        raise PrepareError(f"--{flag}: no pairs given")
-    return [(_resolve(a, base), _resolve(b, base)) for a, b in pairs]
 
 
 def parse_window(value: str, flag: str) -> tuple[float, float] | None:
@@ -144,56 +94,68 @@ def _check_val_pair(a: Source, b: Source, spacing_mm: float) -> None:
                            f"field of view lies inside B's); val pairs must be co-registered in one world space")
 
 
-def _slices(volume: volumes.Volume, grid, size: int, fill: float) -> np.ndarray:
-    resampled = volumes.resample_to_grid(volume, *grid, cval=fill)
-    return volumes.center_crop_pad(volumes.axial_slices(resampled), size, fill)
+def _slices(loaded: LoadedVolume, grid, size: int) -> np.ndarray:
+    resampled = volumes.resample_to_grid(loaded.volume, *grid, cval=loaded.background)
+    return volumes.center_crop_pad(volumes.axial_slices(resampled), size, loaded.background)
 
 
-def foreground_fraction(slices: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """Per slice, the fraction of pixels above ``lo + FOREGROUND_LEVEL * (hi - lo)``."""
-    level = window[0] + FOREGROUND_LEVEL * (window[1] - window[0])
+def foreground_fraction(slices: np.ndarray, window: Sequence[float], floor: float | None = None) -> np.ndarray:
+    """Per slice, the fraction of pixels above ``floor + FOREGROUND_LEVEL * (hi - lo)``; ``floor`` is the
+    volume's background (default: the window's low end)."""
+    level = (window[0] if floor is None else floor) + FOREGROUND_LEVEL * (window[1] - window[0])
     return np.mean(np.asarray(slices) > level, axis=(-2, -1))
 
 
 @dataclass
 class Domain:
-    """One side of the task: letter "A"/"B", name, modality kind, background and the window flag's value."""
+    """One side of the task: letter "A"/"B", name, the window flag's value and the normalisation."""
 
     letter: str
     name: str
     window: tuple[float, float] | None
+    normalisation: Normalisation = NONE
 
     @property
     def kind(self) -> str | None:
         return volumes.modality_kind(self.name)
 
     @property
-    def fill(self) -> float:
-        return volumes.background_value(self.name)
-
-    @property
     def flag(self) -> str:
         return f"window_{self.letter.lower()}"
 
-    def require_window_rule(self) -> None:
-        """Refuse a domain that has neither a window flag nor a modality with a default window."""
+    def check_rules(self) -> None:
+        """Refuse a domain without a window rule, or whose normalisation does not fit its modality."""
+        self.normalisation.check_modality(self.kind, self.name, f"normalise_{self.letter.lower()}")
         if self.window is None and self.kind not in ("CT", *ROBUST_PERCENTILE):
             raise PrepareError(f"no default intensity window for domain {self.name!r} (not CT, PET or MR); "
                                f"pass --{self.flag}=lo,hi")
 
 
-def default_window(domain: Domain, train_slices: Sequence[np.ndarray]) -> tuple[float, float]:
-    """CT [-1000, 2000] HU; PET [0, p99.9]; MR [0, p99.5], percentiles of the training voxels above 0."""
-    domain.require_window_rule()
+@dataclass
+class DomainSlices:
+    """A domain's training slices per volume, each volume's background (normalised units) and fingerprint."""
+
+    slices: list = field(default_factory=list)
+    backgrounds: list = field(default_factory=list)
+    fingerprints: list = field(default_factory=list)
+
+
+def default_window(domain: Domain, train_slices: Sequence[np.ndarray],
+                   backgrounds: Sequence[float] | None = None) -> tuple[float, float]:
+    """CT [-1000, 2000] HU; PET and MR [background, p99.9 / p99.5 of the training voxels above background]
+    (the background is 0 unless a zscore normalisation moved it; then the lowest of the volumes')."""
+    domain.check_rules()
     if domain.kind == "CT":
         return CT_WINDOW
+    floors = list(backgrounds) if backgrounds is not None else [0.0] * len(train_slices)
     total = sum(s.size for s in train_slices)
     stride = max(1, int(np.ceil(total / MAX_PERCENTILE_SAMPLES)))
-    samples = np.concatenate([s.reshape(-1)[::stride] for s in train_slices])
-    samples = samples[samples > 0]
+    samples = [s.reshape(-1)[::stride] for s in train_slices]
+    samples = np.concatenate([v[v > floor] for v, floor in zip(samples, floors)])
     if samples.size == 0:
-        raise PrepareError(f"domain {domain.name}: training data have no values above 0; pass --{domain.flag}=lo,hi")
-    return 0.0, float(np.percentile(samples, ROBUST_PERCENTILE[domain.kind]))
+        raise PrepareError(f"domain {domain.name}: training data have no values above the background; "
+                           f"pass --{domain.flag}=lo,hi")
+    return float(min(floors)), float(np.percentile(samples, ROBUST_PERCENTILE[domain.kind]))
 
 
 def _stderr_log(message: str) -> None:
@@ -214,28 +176,41 @@ def _check_options(out: str, names: Sequence[str], size: int, spacing_mm: float,
         raise PrepareError(f"{out} already exists (use --overwrite to replace it)")
 
 
+def _identity_groups(train: dict, val: list, ids) -> dict:
+    """{"train A": [(path, ids(source)), ...], "train B": ..., "validation": ...}."""
+    return {"train A": [(s.path, ids(s)) for s in train["A"]], "train B": [(s.path, ids(s)) for s in train["B"]],
+            "validation": [(s.path, ids(s)) for pair in val for s in pair]}
+
+
+def _val_pair_sets(val: list) -> set:
+    return {frozenset((a.path, b.path)) for a, b in val}
+
+
 def _check_subjects(train: dict, val: list, allow_shared_subjects: bool) -> None:
+    """Subject ids unique in validation; no subject (name key or DICOM id) shared by train A, train B and val."""
     val_ids = [a.subject for a, _ in val]
     if len(set(val_ids)) != len(val_ids):
         raise PrepareError(f"--val_pairs: a subject occurs twice ({sorted(val_ids)})")
     if allow_shared_subjects:
         return
-    ids = {d: [s.subject for s in train[d]] for d in "AB"}
-    all_val = val_ids + [b.subject for _, b in val]
-    for label, first, second in (("train A and train B", ids["A"], ids["B"]),
-                                 ("validation and train A", all_val, ids["A"]),
-                                 ("validation and train B", all_val, ids["B"])):
-        shared = sorted(set(first) & set(second))
+    groups = _identity_groups(train, val, lambda s: {"subject": identity.subject_key(s.subject)})
+    keys = {g: {ids["subject"] for _, ids in entries} for g, entries in groups.items()}
+    for first, second in (("train A", "train B"), ("validation", "train A"), ("validation", "train B")):
+        shared = sorted(keys[first] & keys[second])
         if shared:
-            raise PrepareError(f"{label} share subject ids {shared[:5]}; training must stay unpaired and "
-                               f"validation separate (use --allow_shared_subjects to accept this)")
+            raise PrepareError(f"{first} and {second} share subject ids {shared[:5]} "
+                               f"(names without modality words); {SHARED_HINT}")
+    overlap = identity.first_overlap(_identity_groups(train, val, lambda s: identity.dicom_ids(s.geometry)),
+                                     _val_pair_sets(val))
+    if overlap:
+        raise PrepareError(f"{overlap}; {SHARED_HINT}")
 
 
 def _validated_sources(domains: dict, train_paths: dict, val_pairs, spacing_mm: float,
                        allow_shared_subjects: bool) -> tuple[dict, list]:
     """Headers of every input, checked for readability, modality, subject ids and val co-registration."""
     for domain in domains.values():
-        domain.require_window_rule()
+        domain.check_rules()
     train = {d: _sources(train_paths[d], f"--train_{d.lower()}", domains[d].kind) for d in "AB"}
     val = [tuple(_sources([path], f"--val_pairs ({d})", domains[d].kind)[0] for path, d in zip(pair, "AB"))
            for pair in val_pairs]
@@ -247,22 +222,34 @@ def _validated_sources(domains: dict, train_paths: dict, val_pairs, spacing_mm: 
     return train, val
 
 
-def _train_slices(sources: Sequence[Source], domain: Domain, spacing_mm: float, size: int, log) -> list[np.ndarray]:
-    slices = []
+def _load(source: Source, domain: Domain, fill_nonfinite: bool, log) -> LoadedVolume:
+    loaded = normalise_volume(volumes.read_volume(source.path), domain.normalisation, domain.name,
+                              path=source.path, fill_nonfinite=fill_nonfinite)
+    if loaded.nonfinite_filled:
+        log(f"{source.subject}: filled {loaded.nonfinite_filled} non-finite voxels with the background")
+    return loaded
+
+
+def _train_slices(sources: Sequence[Source], domain: Domain, spacing_mm: float, size: int, fill_nonfinite: bool,
+                  log) -> DomainSlices:
+    out = DomainSlices()
     for i, source in enumerate(sources, 1):
         grid = _iso_grid(source.geometry, spacing_mm)
-        slices.append(_slices(volumes.read_volume(source.path), grid, size, domain.fill))
+        loaded = _load(source, domain, fill_nonfinite, log)
+        out.slices.append(_slices(loaded, grid, size))
+        out.backgrounds.append(loaded.background)
+        out.fingerprints.append((source.path, identity.fingerprint(loaded.volume)))
         shape = "x".join(str(n) for n in grid[0])
         log(f"train {domain.letter} {i}/{len(sources)} {source.subject}: {shape} voxels at {spacing_mm:g} mm")
-    return slices
+    return out
 
 
-def _keep_foreground(slices: Sequence[np.ndarray], sources: Sequence[Source], domain: Domain,
-                     window: tuple[float, float], min_foreground: float, log) -> tuple[np.ndarray, list[str]]:
-    masks = [foreground_fraction(s, window) >= min_foreground for s in slices]
-    kept = [s[m] for s, m in zip(slices, masks)]
+def _keep_foreground(data: DomainSlices, sources: Sequence[Source], domain: Domain, window: tuple[float, float],
+                     min_foreground: float, log) -> tuple[np.ndarray, list[str]]:
+    masks = [foreground_fraction(s, window, bg) >= min_foreground for s, bg in zip(data.slices, data.backgrounds)]
+    kept = [s[m] for s, m in zip(data.slices, masks)]
     subjects = [source.subject for source, m in zip(sources, masks) for _ in range(int(m.sum()))]
-    log(f"train {domain.letter}: kept {len(subjects)} of {sum(len(s) for s in slices)} slices "
+    log(f"train {domain.letter}: kept {len(subjects)} of {sum(len(s) for s in data.slices)} slices "
         f"(foreground >= {min_foreground:g})")
     if not subjects:
         raise PrepareError(f"train {domain.letter}: no slice has foreground >= {min_foreground:g} in window "
@@ -271,48 +258,75 @@ def _keep_foreground(slices: Sequence[np.ndarray], sources: Sequence[Source], do
 
 
 def _val_slices(val: list, domains: dict, windows: dict, spacing_mm: float, size: int, min_foreground: float,
-                log) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Paired slices: each B volume is resampled onto its A partner's grid."""
-    val_a, val_b, subjects = [], [], []
+                fill_nonfinite: bool, log) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+    """Paired slices (each B volume resampled onto its A partner's grid) and every volume's fingerprint."""
+    val_a, val_b, subjects, fingerprints = [], [], [], []
     for i, pair in enumerate(val, 1):
         grid = _iso_grid(pair[0].geometry, spacing_mm)
-        sa, sb = (_slices(volumes.read_volume(src.path), grid, size, domains[d].fill) for src, d in zip(pair, "AB"))
-        mask = (foreground_fraction(sa, windows["A"]) >= min_foreground) & \
-               (foreground_fraction(sb, windows["B"]) >= min_foreground)
+        loaded = [_load(src, domains[d], fill_nonfinite, log) for src, d in zip(pair, "AB")]
+        fingerprints += [(src.path, identity.fingerprint(lv.volume)) for src, lv in zip(pair, loaded)]
+        sa, sb = (_slices(lv, grid, size) for lv in loaded)
+        mask = (foreground_fraction(sa, windows["A"], loaded[0].background) >= min_foreground) & \
+               (foreground_fraction(sb, windows["B"], loaded[1].background) >= min_foreground)
         val_a.append(sa[mask])
         val_b.append(sb[mask])
         subjects += [pair[0].subject] * int(mask.sum())
         log(f"val {i}/{len(val)} {pair[0].subject}: kept {int(mask.sum())} of {len(mask)} paired slices")
     if not subjects:
         raise PrepareError(f"validation: no paired slice has foreground >= {min_foreground:g} in both domains")
-    return np.concatenate(val_a), np.concatenate(val_b), subjects
+    return np.concatenate(val_a), np.concatenate(val_b), subjects, fingerprints
+
+
+def _check_content(train: dict, val_fingerprints: list, val: list) -> None:
+    groups = {"train A": train["A"].fingerprints, "train B": train["B"].fingerprints,
+              "validation": val_fingerprints}
+    match = identity.first_content_match(groups, _val_pair_sets(val))
+    if match:
+        raise PrepareError(f"{match}: the same scan must not be used twice; {SHARED_HINT}")
+
+
+def _domains(domain_a, domain_b, window_a, window_b, normalise_a, normalise_b) -> dict:
+    def rule(value, flag):
+        return value if isinstance(value, Normalisation) else parse_normalisation(value or "none", flag)
+
+    return {"A": Domain("A", domain_a, None if window_a is None else tuple(map(float, window_a)),
+                        rule(normalise_a, "normalise_a")),
+            "B": Domain("B", domain_b, None if window_b is None else tuple(map(float, window_b)),
+                        rule(normalise_b, "normalise_b"))}
 
 
 def prepare_store(out, *, task: str, domain_a: str, domain_b: str, train_a: Sequence[str],
                   train_b: Sequence[str], val_pairs: Sequence[tuple[str, str]], size: int = 256,
                   spacing_mm: float = 1.0, window_a: Sequence[float] | None = None,
                   window_b: Sequence[float] | None = None, min_foreground: float = 0.05,
-                  overwrite: bool = False, allow_shared_subjects: bool = False,
+                  normalise_a: str | Normalisation = "none", normalise_b: str | Normalisation = "none",
+                  fill_nonfinite: bool = False, overwrite: bool = False, allow_shared_subjects: bool = False,
                   log: Callable[[str], None] = _stderr_log) -> str:
     """Build a slice store at ``out`` from volume paths; every input is checked (headers only) before any
-    pixel data is read. Raises :class:`PrepareError`, ``VolumeError`` or ``StoreError`` for bad input."""
+    pixel data is read, and for identical content before anything is written. Raises :class:`PrepareError`,
+    ``VolumeError`` or ``StoreError`` for bad input."""
     out = os.fspath(out)
     _check_options(out, (task, domain_a, domain_b), size, spacing_mm, min_foreground, overwrite)
-    domains = {"A": Domain("A", domain_a, None if window_a is None else tuple(map(float, window_a))),
-               "B": Domain("B", domain_b, None if window_b is None else tuple(map(float, window_b)))}
+    domains = _domains(domain_a, domain_b, window_a, window_b, normalise_a, normalise_b)
     train, val = _validated_sources(domains, {"A": train_a, "B": train_b}, val_pairs, spacing_mm,
                                     allow_shared_subjects)
-    windows, kept = {}, {}
+    windows, kept, data = {}, {}, {}
     for d, domain in domains.items():
-        slices = _train_slices(train[d], domain, spacing_mm, size, log)
-        windows[d] = domain.window or default_window(domain, slices)
-        log(f"domain {d} ({domain.name}) window [{windows[d][0]:g}, {windows[d][1]:g}]")
-        kept[d] = _keep_foreground(slices, train[d], domain, windows[d], min_foreground, log)
-    val_a, val_b, val_subjects = _val_slices(val, domains, windows, spacing_mm, size, min_foreground, log)
+        data[d] = _train_slices(train[d], domain, spacing_mm, size, fill_nonfinite, log)
+        windows[d] = domain.window or default_window(domain, data[d].slices, data[d].backgrounds)
+        log(f"domain {d} ({domain.name}) normalisation {domain.normalisation.label}, "
+            f"window [{windows[d][0]:g}, {windows[d][1]:g}]")
+        kept[d] = _keep_foreground(data[d], train[d], domain, windows[d], min_foreground, log)
+    val_a, val_b, val_subjects, val_fingerprints = _val_slices(val, domains, windows, spacing_mm, size,
+                                                               min_foreground, fill_nonfinite, log)
+    if not allow_shared_subjects:
+        _check_content(data, val_fingerprints, val)
     write_store(out, task=task, domain_a=domain_a, domain_b=domain_b, pixel_spacing_mm=float(spacing_mm),
                 train_a=kept["A"][0], train_a_subjects=kept["A"][1], train_b=kept["B"][0],
                 train_b_subjects=kept["B"][1], val_a=val_a, val_b=val_b, val_subjects=val_subjects,
                 window_a=windows["A"], window_b=windows["B"], overwrite=overwrite,
+                normalisation_a=domains["A"].normalisation.as_dict(),
+                normalisation_b=domains["B"].normalisation.as_dict(),
                 extra_attrs={"created_by": "cycle_medgan_tf.data.prepare",
                              "slice_orientation": "axial, rows anterior->posterior, columns right->left",
                              "min_foreground": float(min_foreground), "foreground_level": FOREGROUND_LEVEL})
@@ -328,14 +342,17 @@ def _define_flags() -> None:
     flags.DEFINE_string("task", None, "Task name stored in the file, e.g. pet_ct.")
     flags.DEFINE_string("domain_a", None, "Source domain name (CT, PET or MR... decides defaults).")
     flags.DEFINE_string("domain_b", None, "Target domain name.")
-    flags.DEFINE_string("train_a", None, "LIST of domain-A training volumes.")
-    flags.DEFINE_string("train_b", None, "LIST of domain-B training volumes (other subjects).")
-    flags.DEFINE_string("val_pairs", None, "LIST of co-registered pathA,pathB validation pairs.")
+    flags.DEFINE_string("train_a", None, "LIST, folder or glob of domain-A training volumes.")
+    flags.DEFINE_string("train_b", None, "LIST, folder or glob of domain-B training volumes (other subjects).")
+    flags.DEFINE_string("val_pairs", None, "LIST of co-registered pathA,pathB validation pairs, or DIR_A,DIR_B.")
     flags.DEFINE_string("out", None, "Output HDF5 slice store.")
     flags.DEFINE_integer("size", 256, "Slice size S (S x S pixels).")
     flags.DEFINE_float("spacing_mm", 1.0, "Isotropic voxel size in mm.")
     flags.DEFINE_string("window_a", "", "Intensity window lo,hi of domain A (default by modality).")
     flags.DEFINE_string("window_b", "", "Intensity window lo,hi of domain B (default by modality).")
+    flags.DEFINE_string("normalise_a", "none", "Domain A normalisation: none, suv, percentile[:P] or zscore.")
+    flags.DEFINE_string("normalise_b", "none", "Domain B normalisation: none, suv, percentile[:P] or zscore.")
+    flags.DEFINE_bool("fill_nonfinite", False, "Replace NaN/Inf voxels with the background instead of refusing.")
     flags.DEFINE_float("min_foreground", 0.05, "Drop slices whose foreground fraction is below this.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
     flags.DEFINE_bool("allow_shared_subjects", False, "Accept subjects shared between train A, train B and val.")
@@ -348,11 +365,13 @@ def main(argv) -> None:
 
     f = flags.FLAGS
     prepare_store(f.out, task=f.task, domain_a=f.domain_a, domain_b=f.domain_b,
-                  train_a=read_path_list(f.train_a, "train_a"), train_b=read_path_list(f.train_b, "train_b"),
-                  val_pairs=read_pair_list(f.val_pairs, "val_pairs"), size=f.size, spacing_mm=f.spacing_mm,
-                  window_a=parse_window(f.window_a, "window_a"), window_b=parse_window(f.window_b, "window_b"),
-                  min_foreground=f.min_foreground, overwrite=f.overwrite,
-                  allow_shared_subjects=f.allow_shared_subjects)
+                  train_a=read_path_list(f.train_a, "train_a", _stderr_log),
+                  train_b=read_path_list(f.train_b, "train_b", _stderr_log),
+                  val_pairs=read_pair_list(f.val_pairs, "val_pairs", _stderr_log), size=f.size,
+                  spacing_mm=f.spacing_mm, window_a=parse_window(f.window_a, "window_a"),
+                  window_b=parse_window(f.window_b, "window_b"), min_foreground=f.min_foreground,
+                  normalise_a=f.normalise_a, normalise_b=f.normalise_b, fill_nonfinite=f.fill_nonfinite,
+                  overwrite=f.overwrite, allow_shared_subjects=f.allow_shared_subjects)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,16 @@ Layout::
     /val/B/images      (M, H, W)
     /val/subjects      (M,)
     group attrs on /train/A, /train/B: window = [lo, hi]
+                                       normalisation = JSON {"method": ...} (optional; missing: "none")
 
-Images stay in physical units on disk; ``to_model_range`` maps a domain's window linearly to [-1, 1].
+Images stay in physical units on disk (or in the domain's normalised units, see data/normalise.py);
+``to_model_range`` maps a domain's window linearly to [-1, 1].
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -83,11 +86,13 @@ def _check_subjects(name: str, subjects: Sequence[str], n: int) -> list[str]:
 
 def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_mm: float,
                 train_a, train_a_subjects, train_b, train_b_subjects, val_a, val_b, val_subjects,
-                window_a, window_b, overwrite: bool = False, extra_attrs: dict | None = None) -> str:
+                window_a, window_b, overwrite: bool = False, extra_attrs: dict | None = None,
+                normalisation_a: dict | None = None, normalisation_b: dict | None = None) -> str:
     """Write a format-v1 slice store atomically (temporary name, then rename) and return its path.
 
-    Images are float32 (N, H, W) arrays in physical units; windows are (lo, hi). The file is written without
-    HDF5 timestamps, so the same inputs give the same bytes.
+    Images are float32 (N, H, W) arrays in physical (or normalised) units; windows are (lo, hi); a domain's
+    ``normalisation`` ({"method": ...}, see data/normalise.py) is recorded when given. The file is written
+    without HDF5 timestamps, so the same inputs give the same bytes.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
@@ -107,6 +112,7 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
         "val/subjects": _check_subjects("val_subjects", val_subjects, len(val_a)),
     }
     windows = {"A": _check_window("window_a", window_a), "B": _check_window("window_b", window_b)}
+    normalisations = {"A": normalisation_a, "B": normalisation_b}
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -129,6 +135,8 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
                 f.create_dataset(name, data=np.array(values, dtype=object), dtype=_STR_DTYPE, track_times=False)
             for domain in DOMAINS:
                 f[f"train/{domain}"].attrs["window"] = np.array(windows[domain], dtype=np.float64)
+                if normalisations[domain] is not None:
+                    f[f"train/{domain}"].attrs["normalisation"] = json.dumps(normalisations[domain], sort_keys=True)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -163,6 +171,13 @@ class SliceStore:
         """The (lo, hi) intensity window of domain "A" or "B"."""
         lo, hi = np.asarray(self.file[f"train/{_domain(domain)}"].attrs["window"], dtype=np.float64)
         return float(lo), float(hi)
+
+    def normalisation(self, domain: str) -> dict:
+        """The recorded normalisation of domain "A" or "B" ({"method": "none"} for stores without one)."""
+        text = self.file[f"train/{_domain(domain)}"].attrs.get("normalisation")
+        if text is None:
+            return {"method": "none"}
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else str(text))
 
     @property
     def window_a(self) -> tuple[float, float]:
@@ -199,7 +214,9 @@ class SliceStore:
                 f"{size[0]}x{size[1]} @ {self.pixel_spacing_mm:g} mm; train A {na} slices "
                 f"({len(set(self.train_subjects('A')))} subjects), train B {nb} slices "
                 f"({len(set(self.train_subjects('B')))} subjects), val {nv} paired slices "
-                f"({len(set(self.val_subjects()))} subjects); windows A {list(self.window_a)} B {list(self.window_b)}")
+                f"({len(set(self.val_subjects()))} subjects); windows A {list(self.window_a)} B {list(self.window_b)}"
+                + "".join(f"; normalisation {d} {self.normalisation(d)['method']}" for d in DOMAINS
+                          if self.normalisation(d)["method"] != "none"))
 
 
 def _domain(domain: str) -> str:

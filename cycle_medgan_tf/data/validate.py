@@ -151,6 +151,20 @@ def _check_window(f: h5py.File, domain: str) -> list[str]:
     if np.any(np.abs(window) > MAX_WINDOW_ABS) or np.float32(window[1]) <= np.float32(window[0]):
         return [f"window on /train/{domain} {window.tolist()} is not a plausible intensity window "
                 f"(|values| <= {MAX_WINDOW_ABS:g} and distinct in float32)"]
+    return _check_normalisation(group, domain)
+
+
+def _check_normalisation(group: h5py.Group, domain: str) -> list[str]:
+    """The optional ``normalisation`` attribute must be a JSON record of a known method."""
+    from cycle_medgan_tf.data.normalise import NormalisationError, from_record
+
+    if "normalisation" not in group.attrs:
+        return []
+    value = group.attrs["normalisation"]
+    try:
+        from_record(value if isinstance(value, (str, bytes)) else str(value))
+    except (NormalisationError, TypeError, ValueError) as exc:
+        return [f"normalisation on /train/{domain} is not usable ({exc})"]
     return []
 
 

@@ -68,11 +68,13 @@ class Volume:
 
 
 class Geometry(NamedTuple):
-    """What a volume's header says without reading its pixels."""
+    """What a volume's header says without reading its pixels (DICOM also names the patient and study)."""
 
     shape: tuple[int, int, int]
     affine: np.ndarray
     modality: str
+    patient_id: str = ""
+    study_uid: str = ""
 
 
 def modality_kind(name: str) -> str | None:
@@ -316,7 +318,17 @@ def _series_geometry(directory: str, datasets: list) -> tuple[list[int], Geometr
     lps[:3, 3] = ordered[0]
     rows, cols = sizes.pop()
     modality = str(first.get("Modality", "")).strip().upper()
-    return order, Geometry((cols, rows, len(order)), LPS_TO_RAS @ lps, modality)
+    return order, Geometry((cols, rows, len(order)), LPS_TO_RAS @ lps, modality,
+                           str(first.get("PatientID", "") or "").strip(),
+                           str(first.get("StudyInstanceUID", "") or "").strip())
+
+
+def read_dicom_headers(directory) -> list:
+    """The pydicom datasets (without pixel data) of a series, in the slice order of :func:`read_dicom_series`."""
+    directory = _check_path(directory)
+    datasets = _read_series(directory, with_pixels=False)
+    order, _ = _series_geometry(directory, datasets)
+    return [datasets[i][1] for i in order]
 
 
 def read_dicom_series(directory) -> Volume:

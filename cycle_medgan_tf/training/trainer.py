@@ -56,6 +56,8 @@ class DataInfo:
     store_size: int
     n_train_a: int
     n_train_b: int
+    normalisation_a: dict = dataclasses.field(default_factory=dict)     # {} (old stores): "none"
+    normalisation_b: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_store(cls, path: str) -> "DataInfo":
@@ -63,7 +65,8 @@ class DataInfo:
             return cls(path=os.path.abspath(path), task=store.task, domain_a=store.domain_a,
                        domain_b=store.domain_b, window_a=store.window_a, window_b=store.window_b,
                        pixel_spacing_mm=store.pixel_spacing_mm, store_size=store.image_size,
-                       n_train_a=len(store.train_images("A")), n_train_b=len(store.train_images("B")))
+                       n_train_a=len(store.train_images("A")), n_train_b=len(store.train_images("B")),
+                       normalisation_a=store.normalisation("A"), normalisation_b=store.normalisation("B"))
 
 
 def epoch_slices(cfg: TrainConfig, info: DataInfo) -> int:
@@ -170,7 +173,8 @@ class Trainer:
                     domain_b=self.info.domain_b, window_a=list(self.info.window_a), window_b=list(self.info.window_b),
                     image_size=self.cfg.image_size, channels=self.cfg.channels,
                     pixel_spacing_mm=self.info.pixel_spacing_mm * self.info.store_size / self.cfg.image_size,
-                    trained_steps=int(self.step.numpy()))
+                    trained_steps=int(self.step.numpy()), normalisation_a=dict(self.info.normalisation_a),
+                    normalisation_b=dict(self.info.normalisation_b))
 
     def state_variables(self) -> list:
         """Every variable the checkpoint holds (models, optimisers, pools), each once."""
