@@ -110,6 +110,7 @@ def setup(tmp_path_factory):
     runs["other_task"] = edit_manifest(runs["cyclegan"], str(root / "other_task"), task="mr_motion")
     runs["other_size"] = edit_manifest(runs["cyclegan"], str(root / "other_size"), image_size=128)
     runs["mislabelled"] = edit_manifest(runs["cyclegan"], str(root / "mislabelled"), model="unit")
+    runs["zscored"] = edit_manifest(runs["cyclegan"], str(root / "zscored"), normalisation_a={"method": "zscore"})
     return {"root": root, "store": str(store), "runs": runs}
 
 
@@ -276,6 +277,8 @@ BAD_CASES = {
     "other task": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['other_task']}", f"--out={o}"],
     "other size": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['other_size']}", f"--out={o}"],
     "wrong model": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['mislabelled']}", f"--out={o}"],
+    "other normalisation": lambda s, o: [f"--data={s['store']}", f"--runs=cyclegan={s['runs']['zscored']}",
+                                         f"--out={o}"],
     "unknown model": lambda s, o: [f"--data={s['store']}", f"--runs=pix2pix={s['runs']['cyclegan']}",
                                    f"--out={o}"],
     "bad direction": lambda s, o: [f"--data={s['store']}", f"--out={o}", "--identity", "--direction=c2d"],
@@ -291,7 +294,7 @@ BAD_CASES = {
                                                          f"{s['runs']['other_size']}", f"--out={o}"],
 }
 EXPECTED_WORDS = {"missing store": "not found", "not a store": "not an HDF5", "missing run": "does not exist",
-                  "other task": "task", "other size": "image size", "wrong model": "holds a 'unit'",
+                  "other task": "task", "other size": "image size", "wrong model": "holds a 'unit'", "other normalisation": "normalised by 'zscore'",
                   "unknown model": "pix2pix", "bad direction": "a2b or b2a", "bad degradation": "jpeg",
                   "nothing to do": "nothing to evaluate", "unknown flag": "colour", "bad integer": "max_slices",
                   "no data flag": "--data", "run twice": "given twice", "empty run": "NAME=RUN_DIR",

@@ -104,6 +104,11 @@ def check_run(name: str, run_dir: str, direction: str, store) -> dict:
             matches = False
         if not matches:
             problems.append(f"its {key} {manifest.get(key)} differs from the data's {list(window)}")
+    for domain in ("a", "b"):   # manifests of runs from stores without a normalisation say nothing: "none"
+        trained = (manifest.get(f"normalisation_{domain}") or {}).get("method", "none")
+        stored = store.normalisation(domain.upper())["method"]
+        if trained != stored:
+            problems.append(f"it was trained on {domain.upper()} normalised by {trained!r}, the data use {stored!r}")
     if direction not in manifest.get("directions", []):
         problems.append(f"it has no exported direction {direction!r}")
     elif not os.path.isfile(os.path.join(export_dir(run_dir), direction, "saved_model.pb")):
