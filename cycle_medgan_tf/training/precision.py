@@ -5,8 +5,8 @@ another that reports it too 1.6x slower), so at the start of a run a representat
 3x3, 256 -> 256 residual-block convolution of the ResNet-9 generators (``PROBE_SHAPE``: their shape at 64x64, batch
 1; what is compared is the kernels' relative speed, and a larger shape would cost seconds on a CPU whose bfloat16 is
 emulated), forward and both backward kernels in one graph, in float32 and in bfloat16, interleaved (the order
-alternating every round), medians compared. ``mixed_bfloat16`` is taken only when it is at least ``BF16_MIN_SPEEDUP`` times faster; with a GPU
-the rule is float32 without a probe. The record (both medians, the ratio, the rule, the choice) is kept in
+alternating every round), medians compared. ``mixed_bfloat16`` is taken only when it is at least
+``BF16_MIN_SPEEDUP`` (config.py) times faster; with a GPU the rule is float32 without a probe. The record (both medians, the ratio, the rule, the choice) is kept in
 ``config.json`` as ``precision_probe``; a resumed run keeps the precision it started with and is never re-measured.
 """
 
@@ -134,8 +134,8 @@ def resolve_precision(cfg: TrainConfig, previous: dict | None = None, ignore_fie
     """Replace ``cfg.precision == "auto"`` by a policy and fill ``cfg.precision_probe``; returns a log line.
 
     ``previous`` is the ``config.json`` of the run being resumed (its precision is kept); ``timings`` and ``gpu``
-    stand in for the measurement and the device query (tests). Under a multi-worker ``dist`` every worker takes the
-    chief's choice (a collective: call it on every worker)."""
+    stand in for the measurement and the device query (tests). Under a multi-worker ``dist`` with ``auto`` every
+    worker takes the chief's choice (a collective: call it on every worker)."""
     kept = _kept_from(cfg, previous, ignore_fields)
     if kept is not None:
         record = kept.get("precision_probe") or {}
@@ -150,7 +150,7 @@ def resolve_precision(cfg: TrainConfig, previous: dict | None = None, ignore_fie
     else:
         cfg.precision_probe = {}
         message = f"precision {cfg.precision} (explicit)"
-    if dist is not None and dist.num_workers > 1:
+    if dist is not None and dist.num_workers > 1 and cfg.precision_probe:     # every worker asked for auto
         chief = PRECISIONS[int(dist.chief_value(PRECISIONS.index(cfg.precision)))]
         if chief != cfg.precision:
             cfg.precision, cfg.precision_probe = chief, dict(cfg.precision_probe, choice=chief, rule="the chief's")
