@@ -11,7 +11,7 @@ from absl import flags
 from cycle_medgan_tf.config import FLAG_HELP, PROFILE_NAMES, TrainConfig, resolve_config
 
 FLAGS = flags.FLAGS
-_SKIP = {"model", "profile", "data", "workdir"}
+_SKIP = {"model", "profile", "data", "workdir", "precision_probe"}   # precision_probe: a record, not a setting
 
 
 def fail(message: str, code: int = 2) -> None:

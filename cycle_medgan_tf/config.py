@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 MODELS = ("cyclegan", "cycle_medgan", "unit")
 PROFILE_NAMES = ("smoke", "quick", "paper")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # Keras dtype policies
+PRECISION_CHOICES = ("auto",) + PRECISIONS      # auto: measured at the start of a run (training/precision.py)
+BF16_MIN_SPEEDUP = 1.2          # auto takes mixed_bfloat16 only when its probe convolution is this much faster
 STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
 EPOCH_BASES = ("store", "paper")
 # Training slices per domain in the paper's cohorts (Armanious et al. 2019): an epoch of the `paper` profile,
@@ -61,7 +63,8 @@ class TrainConfig:
     image_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
-    precision: str = "float32"
+    precision: str = "auto"           # resolved before training; config.json holds the resolved policy
+    precision_probe: dict = field(default_factory=dict)   # record of the auto choice (timings, ratio, rule)
     jit: bool = False
     skip_nonfinite: bool = False      # skip (undo) a step with a NaN/Inf loss instead of stopping the run
     # distribution (run control: may change between a run and its resume; see docs/DISTRIBUTED.md)
@@ -82,6 +85,9 @@ FLAG_HELP: dict[str, str] = {
                 "or multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG). --batch_size is the global "
                 "batch. May change between a run and its resume.",
     "cpu_devices": "With --strategy=mirrored and no GPU: split the CPU into this many logical devices (replicas).",
+    "precision": "Keras dtype policy: auto (time a convolution forward+backward in float32 and bfloat16 at the start "
+                 f"and take mixed_bfloat16 only if >= {BF16_MIN_SPEEDUP}x faster; float32 with a GPU; recorded in "
+                 "config.json as precision_probe, kept on resume), float32, mixed_bfloat16 or mixed_float16.",
 }
 
 COMMON: dict = {}
@@ -105,7 +111,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
 PROFILES: dict[str, dict] = {
     # Tests: tiny and fast, but every code path.
     "smoke": dict(image_size=64, batch_size=1, steps=4, log_every=1, image_every=2, checkpoint_every=2,
-                  keep_checkpoints=2),
+                  keep_checkpoints=2, precision="float32"),      # float32: the same numbers on every machine
     # CPU demo: 64x64, a step budget sized so the three-model job takes about 30 minutes on 2 cores
     # (measured at 64x64: UNIT about 1.2 s/step, CycleGAN and Cycle-MedGAN less).
     "quick": dict(image_size=64, batch_size=1, steps=600, log_every=25, image_every=150, checkpoint_every=100),
@@ -162,7 +168,8 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     need(cfg.epoch_basis in EPOCH_BASES, f"epoch_basis must be one of {', '.join(EPOCH_BASES)}, got {cfg.epoch_basis}")
-    need(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision}")
+    need(cfg.precision in PRECISION_CHOICES,
+         f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {cfg.precision}")
     need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")

@@ -7,7 +7,11 @@ For freshly initialised networks (several seeds) and real batches, it prints one
 the mean gradient norm (over all generator variables) of: the adversarial terms, the weighted cycle L1, and the
 unweighted cycle-perceptual and cycle-style losses per feature layer, and both losses with the configured per-layer
 weights (before lambda_cp / lambda_cs). A weight lambda makes a term "matter without
-dominating" when lambda x its gradient norm is comparable to the adversarial gradient norm.
+dominating" when lambda x its gradient norm is comparable to the adversarial gradient norm. The extractor sees the
+images at its native scale, as in training (area down-sampling when the store's pixels are finer).
+
+How the feature losses respond to one physical degradation at different image sizes (forward passes only):
+``python -m cycle_medgan_tf.bench.feature_scale``.
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ def main(argv):
     results: dict[str, list] = {}
     for seed in range(FLAGS.seeds):
         cfg = resolve_config("cycle_medgan", "quick", dict(data=FLAGS.data, workdir="/tmp/unused", seed=seed,
-                                                            image_size=FLAGS.image_size, extractor=FLAGS.extractor))
+                                                            image_size=FLAGS.image_size, extractor=FLAGS.extractor,
+                                                            precision="float32"))
         trainer = CycleTrainer(cfg, DataInfo.from_store(FLAGS.data))
         data = pipeline.train_dataset(FLAGS.data, FLAGS.image_size, 1, seed=seed)
         for a, b in data.take(FLAGS.batches):

@@ -26,7 +26,8 @@ def extractor_file(tmp_path_factory):
     """A user-supplied (randomly initialised) extractor file with its checksum, as pretrain_bigan writes it."""
     tf.keras.utils.set_random_seed(0)
     path = str(tmp_path_factory.mktemp("extractor") / "feature_extractor.npz")
-    save_extractor_weights(path, image_path_weights(build_bigan(32, 16)["discriminator"]), {"test": True})
+    meta = {"test": True, "image_size": 64, "pixel_spacing_mm": 4.0}     # the phantom store's scale at 64x64
+    save_extractor_weights(path, image_path_weights(build_bigan(32, 16)["discriminator"]), meta)
     return path
 
 

@@ -40,8 +40,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
     flags.DEFINE_bool("jit", False, "Compile the train step with XLA.")
     flags.DEFINE_integer("peak_repeats", 5, "Timed repeats of the peak convolution.")
-    flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one; it is "
-                        "fully convolutional, so any --size works).")
+    flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one, native "
+                        "at 4 mm pixels: --size 64, 128 or 256 over the default 256 mm field; images finer than the "
+                        "extractor's scale are area-down-sampled for it).")
 
 # The peak convolution: the shape of the generators' residual-block convolutions at 256x256 (the bulk of a
 # CycleGAN step's FLOPs), with a batch large enough for every kernel to be compute bound.
@@ -150,12 +151,15 @@ def bench_config(model: str, size: int, batch: int, precision: str, jit: bool, e
 
 
 def build_trainer(cfg):
-    """The training-code trainer of ``cfg`` on a synthetic data description (no store needed)."""
+    """The training-code trainer of ``cfg`` on a synthetic data description (no store needed) with the default
+    data's field of view, so that the feature extractor meets the images at the scale a default run has."""
+    from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
     from cycle_medgan_tf.train import trainer_class
     from cycle_medgan_tf.training.trainer import DataInfo
 
+    spacing = BUILD_SIZE * BUILD_PIXEL_MM / cfg.image_size
     info = DataInfo(path="<synthetic>", task="bench", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
-                    window_b=(-1.0, 1.0), pixel_spacing_mm=1.0, store_size=cfg.image_size, n_train_a=1000,
+                    window_b=(-1.0, 1.0), pixel_spacing_mm=spacing, store_size=cfg.image_size, n_train_a=1000,
                     n_train_b=1000)
     return trainer_class(cfg.model)(cfg, info)
 

@@ -20,7 +20,8 @@ EXTRACTOR_FILE = "feature_extractor.npz"
 
 
 class BiGANTrainer(Trainer):
-    """Encoder, generator and joint discriminator; exports the discriminator's image-path weights."""
+    """Encoder, generator and joint discriminator; exports the discriminator's image-path weights with the scale
+    they were trained at (``image_size`` and the pixel spacing of the images it saw, ``pixel_spacing_mm``)."""
 
     def build(self) -> None:
         nets = build_bigan(self.cfg.image_size, self.cfg.z_dim)
@@ -65,7 +66,8 @@ class BiGANTrainer(Trainer):
     def export(self, workdir: str) -> str:
         path = os.path.join(workdir, EXTRACTOR_FILE)
         meta = dict(source="BiGAN discriminator image path", task=self.info.task, data=os.path.basename(self.info.path),
-                    image_size=self.cfg.image_size, z_dim=self.cfg.z_dim, steps=int(self.step.numpy()),
-                    seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+                    image_size=self.cfg.image_size, pixel_spacing_mm=self.run_pixel_spacing_mm(),
+                    store_pixel_spacing_mm=self.info.pixel_spacing_mm, z_dim=self.cfg.z_dim,
+                    steps=int(self.step.numpy()), seed=self.cfg.seed, batch_size=self.cfg.batch_size)
         save_extractor_weights(path, image_path_weights(self.discriminator), meta)
         return path

@@ -5,10 +5,14 @@ One step: both generators are updated first on
 ``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]``
 with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses each, with the fakes of this step
 passed through the 50-image history pools, with the other Adam. Under ``tf.distribute`` the pools are queried once
-per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device.
+per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device. The feature losses see
+images at the extractor's native pixel spacing (``models/pretrained.py``: area down-sampling in the graph when the
+run's pixels are finer).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import tensorflow as tf
 
@@ -24,6 +28,11 @@ class CycleTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.cfg
+        self.use_features = cfg.lambda_cp > 0 or cfg.lambda_cs > 0
+        if self.use_features:       # first: a file or scale that does not fit is refused before any network is built
+            from cycle_medgan_tf.models.pretrained import build_feature_extractor, prepare_feature_extractor
+            # fed at its native scale: the run's images are area-down-sampled in the graph when they are finer
+            extractor = prepare_feature_extractor(cfg.extractor or None, self.run_pixel_spacing_mm(), cfg.image_size)
         nets = build_models("cyclegan", image_size=cfg.image_size, channels=cfg.channels)
         self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
         self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
@@ -34,11 +43,9 @@ class CycleTrainer(Trainer):
         shape = (cfg.image_size, cfg.image_size, cfg.channels)
         self.pool_a = HistoryPool(cfg.pool_size, shape, name="pool_a")
         self.pool_b = HistoryPool(cfg.pool_size, shape, name="pool_b")
-        self.use_features = cfg.lambda_cp > 0 or cfg.lambda_cs > 0
         self.extractor = None
         if self.use_features:
-            from cycle_medgan_tf.models.pretrained import load_feature_extractor
-            self.extractor = load_feature_extractor(cfg.extractor or None)
+            self.extractor = build_feature_extractor(*extractor)
             self.perceptual_weights = [float(w) for w in cfg.perceptual_layer_weights]
             self.style_weights = [float(w) for w in cfg.style_layer_weights]
             for name, weights in (("perceptual", self.perceptual_weights), ("style", self.style_weights)):
@@ -97,3 +104,10 @@ class CycleTrainer(Trainer):
 
     def export_models(self) -> dict:
         return {"a2b": self.g_ab, "b2a": self.g_ba}
+
+    def manifest(self) -> dict:
+        out = super().manifest()
+        if self.extractor is not None:
+            out["feature_extractor"] = dict(dataclasses.asdict(self.extractor.extractor_scale),
+                                            file=self.cfg.extractor or "shipped")
+        return out

@@ -34,6 +34,7 @@ from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
 from cycle_medgan_tf.training.distribute import Distribution, make_strategy
 from cycle_medgan_tf.training.optim import FusedAdam
+from cycle_medgan_tf.training.precision import previous_config, resolve_precision
 from cycle_medgan_tf.training.progress import Progress, format_duration
 from cycle_medgan_tf.training.schedule import ConstantThenLinearDecay
 
@@ -105,6 +106,8 @@ class Trainer:
         self.total_steps = total_steps(cfg, info)
         self.schedule = ConstantThenLinearDecay(cfg.lr, self.total_steps,
                                                 int(round(cfg.decay_start * self.total_steps)))
+        if cfg.precision == "auto":         # built outside run_training (benches, scripts): measure here
+            resolve_precision(cfg, dist=self.dist)
         keras.mixed_precision.set_global_policy(cfg.precision)
         keras.utils.set_random_seed(cfg.seed)
         with self.dist.scope():
@@ -168,11 +171,15 @@ class Trainer:
         """The learning rate the most recent step used."""
         return float(self.schedule(max(int(self.step.numpy()) - 1, 0)))
 
+    def run_pixel_spacing_mm(self) -> float:
+        """Pixel spacing of the images the networks see (the store's, resized to ``image_size``)."""
+        return self.info.pixel_spacing_mm * self.info.store_size / self.cfg.image_size
+
     def manifest(self) -> dict:
         return dict(model=self.cfg.model, task=self.info.task, domain_a=self.info.domain_a,
                     domain_b=self.info.domain_b, window_a=list(self.info.window_a), window_b=list(self.info.window_b),
                     image_size=self.cfg.image_size, channels=self.cfg.channels,
-                    pixel_spacing_mm=self.info.pixel_spacing_mm * self.info.store_size / self.cfg.image_size,
+                    pixel_spacing_mm=self.run_pixel_spacing_mm(),
                     trained_steps=int(self.step.numpy()), normalisation_a=dict(self.info.normalisation_a),
                     normalisation_b=dict(self.info.normalisation_b))
 
@@ -202,7 +209,8 @@ class Trainer:
 
 # ---- the run loop ---------------------------------------------------------------------------------------------
 
-RUN_CONTROL_FIELDS = ("skip_nonfinite", "strategy", "cpu_devices")   # may change between a run and its resume
+# may change between a run and its resume (precision_probe: the record of how precision=auto chose, see precision.py)
+RUN_CONTROL_FIELDS = ("skip_nonfinite", "strategy", "cpu_devices", "precision_probe")
 MAX_CONSECUTIVE_SKIPS = 20                  # with skip_nonfinite: more in a row means divergence; stop
 
 
@@ -362,6 +370,9 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     info = DataInfo.from_store(cfg.data)
     if dist is None:
         dist = Distribution(make_strategy(cfg.strategy, cfg.cpu_devices))
+    message = resolve_precision(cfg, previous_config(cfg.workdir), RUN_CONTROL_FIELDS, dist)   # resumes keep theirs
+    if cfg.precision_probe:
+        log(f"[{cfg.model}] {message}")
     trainer = trainer_cls(cfg, info, dist)  # first, so a bad extractor or model setting leaves no run directory
     chief = dist.is_chief
     checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
