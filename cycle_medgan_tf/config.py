@@ -14,6 +14,7 @@ MODELS = ("cyclegan", "cycle_medgan", "unit")
 PROFILE_NAMES = ("smoke", "quick", "paper")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
+CURVE_POINTS = 8                  # learning-curve points per run when curve_every is 0 (the last step is one)
 
 
 @dataclass
@@ -59,6 +60,10 @@ class TrainConfig:
     precision: str = "float32"
     jit: bool = False
     skip_nonfinite: bool = False      # skip (undo) a step with a NaN/Inf loss instead of stopping the run
+    # learning curves (cycle_medgan_tf/training/curves.py)
+    curve_data: str = ""              # tuning store of other subjects evaluated during training; "" = off
+    curve_every: int = 0              # steps between curve points (and the last step); 0 = CURVE_POINTS per run
+    curve_slices: int = 16            # fixed subset of the tuning store's paired validation rows
     # distribution (run control: may change between a run and its resume; see docs/DISTRIBUTED.md)
     strategy: str = "default"         # default (one device), mirrored (all GPUs or logical CPUs), multi_worker
     cpu_devices: int = 0              # mirrored without GPUs: split the CPU into this many logical devices
@@ -77,6 +82,13 @@ FLAG_HELP: dict[str, str] = {
                 "or multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG). --batch_size is the global "
                 "batch. May change between a run and its resume.",
     "cpu_devices": "With --strategy=mirrored and no GPU: split the CPU into this many logical devices (replicas).",
+    "curve_data": "Learning curves: a tuning store (same generator, other subjects; never the --data store) whose "
+                  "paired validation subset is translated every --curve_every steps; SSIM/PSNR go to metrics.jsonl "
+                  "and TensorBoard. Empty = off.",
+    "curve_every": f"Steps between learning-curve points (the last step is always one); 0 = {CURVE_POINTS} points "
+                   "per run.",
+    "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
+                    "its subjects).",
 }
 
 COMMON: dict = {}
@@ -100,7 +112,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
 PROFILES: dict[str, dict] = {
     # Tests: tiny and fast, but every code path.
     "smoke": dict(image_size=64, batch_size=1, steps=4, log_every=1, image_every=2, checkpoint_every=2,
-                  keep_checkpoints=2),
+                  keep_checkpoints=2, curve_every=2),
     # CPU demo: 64x64, a step budget sized so the three-model job takes about 30 minutes on 2 cores
     # (measured at 64x64: UNIT about 1.2 s/step, CycleGAN and Cycle-MedGAN less).
     "quick": dict(image_size=64, batch_size=1, steps=600, log_every=25, image_every=150, checkpoint_every=100),
@@ -156,6 +168,10 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision}")
     need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
+    need(cfg.curve_every >= 0, f"curve_every must be >= 0 (0 = {CURVE_POINTS} points per run), got {cfg.curve_every}")
+    need(cfg.curve_slices >= 1, f"curve_slices must be >= 1, got {cfg.curve_slices}")
+    need(cfg.model in MODELS or not cfg.curve_data, f"learning curves (--curve_data) need a translator; {cfg.model} "
+         "has none")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")
     need(cfg.model != "cyclegan" or (cfg.lambda_cp == 0 and cfg.lambda_cs == 0),
          "the CycleGAN baseline has no cycle feature losses (lambda_cp, lambda_cs); use --model=cycle_medgan")
