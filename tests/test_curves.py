@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from cycle_medgan_tf.config import resolve_config
 from cycle_medgan_tf.data.store import write_store
-from cycle_medgan_tf.evaluation.curves import CurvesError, read_curve_records, render_curves
+from cycle_medgan_tf.evaluation.curves import CurvesError, panel_grid, read_curve_records, render_curves
 from cycle_medgan_tf.evaluation.metrics import psnr, ssim
 from cycle_medgan_tf.export import load_translator
 from cycle_medgan_tf.train import trainer_class
@@ -261,7 +261,9 @@ def test_render_curves_writes_a_png_with_a_panel_per_metric(tmp_path):
     keys = render_curves(out, runs, references={"Identity": {"a2b_ssim": 0.26, "b2a_psnr": 4.0}})
     assert keys == ["a2b_ssim", "a2b_psnr", "b2a_ssim", "b2a_psnr"]
     image = matplotlib.image.imread(out)
-    assert image.shape[1] > image.shape[0] > 200 and image[..., :3].std() > 0.05
+    assert min(image.shape[:2]) > 200 and image[..., :3].std() > 0.05
+    assert panel_grid(keys) == (2, 2, [0, 1, 2, 3])                       # one row per direction
+    assert panel_grid([f"a2b_m{i}" for i in range(5)] + ["b2a_m0"]) == (3, 4, [0, 1, 2, 3, 4, 8])
     with pytest.raises(CurvesError, match="already exists"):
         render_curves(out, runs)
     assert render_curves(out, runs, metrics=["a2b_psnr"], overwrite=True) == ["a2b_psnr"]

@@ -23,6 +23,7 @@ PANEL_INCHES = (4.2, 3.0)
 MAX_COLUMNS = 4
 LEGEND_COLUMNS = 4
 LEGEND_ROW_INCHES = 0.22
+TITLE_INCHES = 0.3
 
 
 class CurvesError(ValueError):
@@ -74,15 +75,50 @@ def panel_title(key: str) -> str:
 
 
 def _collect(runs: Mapping[str, Sequence[str]]) -> list[tuple[str, int, str, list[dict]]]:
-    """``(model, seed, label, records)`` per run, in the given order."""
+    """``(model, index of the run within its model, label, records)`` per run, in the given order."""
     if not runs or not any(runs.values()):
         raise CurvesError("no runs to draw")
-    out = []
+    out, labels = [], set()
     for model, run_dirs in runs.items():
         for index, run_dir in enumerate(run_dirs):
-            seed = _run_seed(run_dir, index)
-            out.append((model, index, f"{MODEL_NAMES.get(model, model)} seed {seed}", read_curve_records(run_dir)))
+            label = f"{MODEL_NAMES.get(model, model)} seed {_run_seed(run_dir, index)}"
+            label = label if label not in labels else f"{label} ({run_dir})"
+            labels.add(label)
+            out.append((model, index, label, read_curve_records(run_dir)))
     return out
+
+
+def panel_grid(keys: Sequence[str]) -> tuple[int, int, list[int]]:
+    """(rows, columns, panel position of each key): each direction starts a new row, at most MAX_COLUMNS wide."""
+    directions = list(dict.fromkeys(k.partition("_")[0] for k in keys))
+    groups = [[k for k in keys if k.partition("_")[0] == d] for d in directions]
+    columns = min(max(len(g) for g in groups), MAX_COLUMNS)
+    positions, row = {}, 0
+    for group in groups:
+        for i, key in enumerate(group):
+            positions[key] = (row + i // columns) * columns + i % columns
+        row += -(-len(group) // columns)
+    return row, columns, [positions[k] for k in keys]
+
+
+def _draw_panel(ax, key: str, lines, references: Mapping[str, Mapping[str, float]], colours: dict) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for model, index, label, records in lines:
+        points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, SEED_STYLES[index % len(SEED_STYLES)], color=colours[model], marker="o",
+                    markersize=3, linewidth=1.2, label=label)
+    for j, (name, values) in enumerate(references.items()):
+        if values.get(key) is not None:
+            ax.axhline(float(values[key]), color="0.45", linestyle=SEED_STYLES[(j + 1) % len(SEED_STYLES)],
+                       linewidth=1.0, label=name)
+    ax.set_title(panel_title(key), fontsize=10)
+    ax.set_xlabel("training step", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
 
 
 def render_curves(path, runs: Mapping[str, Sequence[str]], references: Mapping[str, Mapping[str, float]] | None = None,
@@ -98,41 +134,26 @@ def render_curves(path, runs: Mapping[str, Sequence[str]], references: Mapping[s
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise CurvesError(f"{path} already exists (use --overwrite to replace it)")
-    lines = _collect(runs)
+    lines, references = _collect(runs), dict(references or {})
     available = metric_keys([r for *_, records in lines for r in records])
     keys = list(metrics) if metrics else available
     missing = [k for k in keys if k not in available]
     if missing:
         raise CurvesError(f"no run has curve values for {', '.join(missing)} (available: {', '.join(available)})")
-    columns = min(len(keys), MAX_COLUMNS)
-    rows = -(-len(keys) // columns)
-    legend_rows = -(-(len(lines) + len(references or {})) // LEGEND_COLUMNS)
-    legend_inches = LEGEND_ROW_INCHES * legend_rows + 0.15
-    height = PANEL_INCHES[1] * rows + legend_inches + (0.35 if title else 0.0)
+    rows, columns, positions = panel_grid(keys)
+    legend_inches = LEGEND_ROW_INCHES * -(-(len(lines) + len(references)) // LEGEND_COLUMNS) + 0.15
+    title_inches = TITLE_INCHES if title else 0.0
+    height = PANEL_INCHES[1] * rows + legend_inches + title_inches
     fig = Figure(figsize=(PANEL_INCHES[0] * columns, height))
     FigureCanvasAgg(fig)
     colours = {model: f"C{i}" for i, model in enumerate(runs)}
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        for model, index, label, records in lines:
-            points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, SEED_STYLES[index % len(SEED_STYLES)], color=colours[model], marker="o",
-                        markersize=3, linewidth=1.2, label=label)
-        for j, (name, values) in enumerate((references or {}).items()):
-            if values.get(key) is not None:
-                ax.axhline(float(values[key]), color="0.45", linestyle=SEED_STYLES[(j + 1) % len(SEED_STYLES)],
-                           linewidth=1.0, label=name)
-        ax.set_title(panel_title(key), fontsize=10)
-        ax.set_xlabel("training step", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
+    for key, position in zip(keys, positions):
+        _draw_panel(fig.add_subplot(rows, columns, position + 1), key, lines, references, colours)
     handles, labels = _unique_legend(fig.axes)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, legend_inches / height, 1, 1 - (0.35 / height if title else 0.0)))
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 1 - title_inches / height))
     _save(fig, path)
     return keys
 

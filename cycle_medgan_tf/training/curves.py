@@ -25,6 +25,7 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from cycle_medgan_tf.config import CURVE_POINTS, TrainConfig
 from cycle_medgan_tf.data.store import StoreError, open_store
@@ -197,10 +198,8 @@ class LearningCurves:
         return step in self.steps
 
     def _translate(self, translators: dict, direction: str, x: np.ndarray):
-        """``translators[direction]`` in inference mode, as a graph function traced once per model (about 1.7x
-        faster than eager calls)."""
-        import tensorflow as tf
-
+        """``translators[direction]`` in inference mode, as a graph function traced once per model (faster than eager
+        calls)."""
         model = translators[direction]
         key = (direction, id(model))
         if key not in self._compiled:
@@ -216,8 +215,6 @@ class LearningCurves:
 
     def log(self, step: int, translators: dict, metrics_file, writer) -> float:
         """Evaluate, append the record to ``metrics_file`` (flushed) and to TensorBoard; returns the seconds taken."""
-        import tensorflow as tf
-
         t = time.monotonic()
         record = self.record(step, translators)
         metrics_file.write(json.dumps(record) + "\n")
