@@ -20,6 +20,7 @@ EPOCH_BASES = ("store", "paper")
 # Training slices per domain in the paper's cohorts (Armanious et al. 2019): an epoch of the `paper` profile,
 # whatever store it is given, so its step count is the paper's (50 epochs of 30 and 15 batches of 64: 1,500 and 750 steps).
 PAPER_EPOCH_SLICES = {"pet_ct": 1935, "mr_motion": 980}
+CURVE_POINTS = 8                  # learning-curve points per run when curve_every is 0 (the last step is one)
 
 
 @dataclass
@@ -67,6 +68,10 @@ class TrainConfig:
     precision_probe: dict = field(default_factory=dict)   # record of the auto choice (timings, ratio, rule)
     jit: bool = False
     skip_nonfinite: bool = False      # skip (undo) a step with a NaN/Inf loss instead of stopping the run
+    # learning curves (cycle_medgan_tf/training/curves.py)
+    curve_data: str = ""              # tuning store of other subjects evaluated during training; "" = off
+    curve_every: int = 0              # steps between curve points (and the last step); 0 = CURVE_POINTS per run
+    curve_slices: int = 16            # fixed subset of the tuning store's paired validation rows
     # distribution (run control: may change between a run and its resume; see docs/DISTRIBUTED.md)
     strategy: str = "default"         # default (one device), mirrored (all GPUs or logical CPUs), multi_worker
     cpu_devices: int = 0              # mirrored without GPUs: split the CPU into this many logical devices
@@ -88,6 +93,13 @@ FLAG_HELP: dict[str, str] = {
     "precision": "Keras dtype policy: auto (time a convolution forward+backward in float32 and bfloat16 at the start "
                  f"and take mixed_bfloat16 only if >= {BF16_MIN_SPEEDUP}x faster; float32 with a GPU; recorded in "
                  "config.json as precision_probe, kept on resume), float32, mixed_bfloat16 or mixed_float16.",
+    "curve_data": "Learning curves: a tuning store (same generator, other subjects; never the --data store) whose "
+                  "paired validation subset is translated every --curve_every steps; SSIM/PSNR go to metrics.jsonl "
+                  "and TensorBoard. Empty = off.",
+    "curve_every": f"Steps between learning-curve points (the last step is always one); 0 = {CURVE_POINTS} points "
+                   "per run.",
+    "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
+                    "its subjects).",
 }
 
 COMMON: dict = {}
@@ -111,7 +123,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
 PROFILES: dict[str, dict] = {
     # Tests: tiny and fast, but every code path.
     "smoke": dict(image_size=64, batch_size=1, steps=4, log_every=1, image_every=2, checkpoint_every=2,
-                  keep_checkpoints=2, precision="float32"),      # float32: the same numbers on every machine
+                  keep_checkpoints=2, precision="float32", curve_every=2),   # float32: the same numbers on every machine
     # CPU demo: 64x64, a step budget sized so the three-model job takes about 30 minutes on 2 cores
     # (measured at 64x64: UNIT about 1.2 s/step, CycleGAN and Cycle-MedGAN less).
     "quick": dict(image_size=64, batch_size=1, steps=600, log_every=25, image_every=150, checkpoint_every=100),
@@ -172,6 +184,10 @@ def check_config(cfg: TrainConfig) -> None:
          f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {cfg.precision}")
     need(cfg.strategy in STRATEGIES, f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
+    need(cfg.curve_every >= 0, f"curve_every must be >= 0 (0 = {CURVE_POINTS} points per run), got {cfg.curve_every}")
+    need(cfg.curve_slices >= 1, f"curve_slices must be >= 1, got {cfg.curve_slices}")
+    need(cfg.model in MODELS or not cfg.curve_data, f"learning curves (--curve_data) need a translator; {cfg.model} "
+         "has none")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")
     need(cfg.model != "cyclegan" or (cfg.lambda_cp == 0 and cfg.lambda_cs == 0),
          "the CycleGAN baseline has no cycle feature losses (lambda_cp, lambda_cs); use --model=cycle_medgan")

@@ -3,7 +3,8 @@ subclass that builds its networks and optimisers and defines one train step; thi
 
 ``run_training`` owns the work directory: ``config.json`` (every effective setting), ``checkpoints/``
 (models, optimisers, step and history pools via ``tf.train.CheckpointManager``; all randomness is stateless and
-keyed by (seed, step), so the step is the whole RNG state), ``metrics.jsonl``, TensorBoard logs in ``tb/``,
+keyed by (seed, step), so the step is the whole RNG state), ``metrics.jsonl`` (losses; with ``curve_data`` also
+the learning-curve records of ``training/curves.py``), TensorBoard logs in ``tb/``,
 image grids in ``samples/`` and the exported inference models in ``export/``.
 
 Faults: a resume restores the newest *readable* checkpoint (an unreadable one, e.g. from a disk fault or a kill
@@ -32,6 +33,7 @@ from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.config import PAPER_EPOCH_SLICES, TrainConfig
 from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
+from cycle_medgan_tf.training.curves import learning_curves
 from cycle_medgan_tf.training.distribute import Distribution, make_strategy
 from cycle_medgan_tf.training.optim import FusedAdam
 from cycle_medgan_tf.training.precision import previous_config, resolve_precision
@@ -367,12 +369,14 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     every worker calls this; only the chief writes the work directory."""
     cfg.workdir = os.path.abspath(cfg.workdir)
     cfg.data = os.path.abspath(cfg.data)
+    cfg.curve_data = os.path.abspath(cfg.curve_data) if cfg.curve_data else ""
     info = DataInfo.from_store(cfg.data)
     if dist is None:
         dist = Distribution(make_strategy(cfg.strategy, cfg.cpu_devices))
     message = resolve_precision(cfg, previous_config(cfg.workdir), RUN_CONTROL_FIELDS, dist)   # resumes keep theirs
     if cfg.precision_probe:
         log(f"[{cfg.model}] {message}")
+    curves = learning_curves(cfg, total_steps(cfg, info), dist.is_chief)   # refuses a leaking tuning store
     trainer = trainer_cls(cfg, info, dist)  # first, so a bad extractor or model setting leaves no run directory
     chief = dist.is_chief
     checkpoint = tf.train.Checkpoint(step=trainer.step, **trainer.trackables())
@@ -426,7 +430,7 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     if start < total:
         log(f"[{cfg.model}] training {info.task} {info.domain_a}<->{info.domain_b} at {cfg.image_size}x{cfg.image_size}, "
             f"batch {cfg.batch_size}, steps {start}->{total} (profile {cfg.profile}: {describe_steps(cfg, info)})"
-            + (f" under {dist}" if dist.strategy is not None else ""))
+            + (f" under {dist}" if dist.strategy is not None else "") + (f"; {curves.describe()}" if curves else ""))
         data = dist.distribute_dataset(lambda: pipeline.train_dataset(cfg.data, cfg.image_size, cfg.batch_size,
                                                                       seed=cfg.seed, start_step=start), cfg.batch_size)
         progress = Progress(total, start=start, label=f"[{cfg.model}]")
@@ -475,6 +479,8 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
                             if k not in ("step", "time_s"):
                                 tf.summary.scalar(k if k in ("lr", "sec_per_step") else f"loss/{k}", v)
                     t_window, n_window, sums = now, 0, {}
+                if curves is not None and curves.due(step):      # before the step's checkpoint; kept out of sec_per_step
+                    t_window += curves.log(step, trainer.export_models(), metrics_file, writer)
                 if chief and (step % cfg.image_every == 0 or step == total):
                     grid = trainer.sample_grid(dist.local_batch(a), dist.local_batch(b))
                     _write_grid(cfg.workdir, step, grid, writer)
