@@ -2,18 +2,20 @@
 
     python -m cycle_medgan_tf.main_job --task=pet_ct|mr_motion [--profile=auto|smoke|quick|paper]
         [--results=results --models=unit,cyclegan,cycle_medgan --seeds=0,1,2 --steps --image_size --subjects
-         --slices --overwrite]
+         --slices --pet=nac|ac --tuning_data=FILE|none --overwrite]
 
 Stages: default data (generated once into the cache), training of each model once per seed (resumed or skipped
 when already done), evaluation on the paired validation set (Table I with the Identity and Look-up reference
 rows, and Fig. 3). Writes ``RESULTS/TASK/`` with the headline Table I files (mean over seeds, spread across seeds,
 subject-level comparisons), ``details.md``, ``fig3.png``, ``seeds/seed_K/`` (per-seed tables and figure),
-``runs/MODEL/seed_K/`` and ``summary.json`` (wall time per stage). Without a GPU the ``quick`` profile is used;
+``runs/MODEL/seed_K/``, ``curves.png`` (learning curves on a tuning store of other subjects: the default data
+with generator seed 1) and ``summary.json`` (wall time per stage). Without a GPU the ``quick`` profile is used;
 with one, ``paper``. The default seeds per profile are ``config.DEFAULT_SEEDS``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +29,7 @@ from cycle_medgan_tf.cli import fail, run_app
 MODEL_ORDER = ("unit", "cyclegan", "cycle_medgan")
 TASKS = ("pet_ct", "mr_motion")
 QUICK_MINUTES = 30
+TUNING_SEED = 1          # generator seed of the default tuning store (its subjects differ from seed 0's)
 
 FLAGS = flags.FLAGS
 
@@ -43,6 +46,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("subjects", None, "Default-data subjects (default per profile).", lower_bound=3)
     flags.DEFINE_integer("slices", None, "Default-data slices per subject (default per profile).", lower_bound=1)
     flags.DEFINE_string("data", None, "Use this store instead of the default data.")
+    flags.DEFINE_string("tuning_data", None, "Tuning store for the learning curves (other subjects than the data: "
+                        "never the store Table I reports on). Default: the default data generated with seed "
+                        f"{TUNING_SEED} when --data is not given, else none; 'none' turns the curves off.")
     flags.DEFINE_enum("pet", "nac", ["nac", "ac"], "pet_ct default data: non-attenuation-corrected PET (nac, the "
                       "input of PET->CT synthesis for attenuation correction) or attenuation-corrected (ac).")
     flags.DEFINE_bool("overwrite", False, "Start the runs afresh when their configuration changed.")
@@ -91,7 +97,7 @@ def _log(message: str) -> None:
 
 
 def run_job(task: str, profile: str, results: str, models, steps=None, image_size=None, subjects=None, slices=None,
-            data=None, overwrite=False, seeds=None, pet="nac") -> dict:
+            data=None, overwrite=False, seeds=None, pet="nac", tuning_data=None) -> dict:
     """Run every stage; returns the summary written to ``summary.json``."""
     from cycle_medgan_tf.config import DEFAULT_SEEDS, resolve_config
     from cycle_medgan_tf.evaluate import evaluate
@@ -114,8 +120,14 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
 
     t = time.monotonic()
     summary["data"] = data if data is not None else _default_data(task, profile, size, subjects, slices, pet)
+    if tuning_data is None and data is None:
+        tuning_data = _default_data(task, profile, size, subjects, slices, pet, seed=TUNING_SEED)
+    summary["tuning_data"] = "" if tuning_data in (None, "none") else os.path.abspath(tuning_data)
+    configs = {m: dataclasses.replace(cfg, curve_data=summary["tuning_data"]) for m, cfg in configs.items()}
     summary["stages"]["data_s"] = round(time.monotonic() - t, 2)
     runs = _train_all(configs, seeds, summary["data"], out, overwrite, summary["stages"])
+    if summary["tuning_data"]:
+        summary["curves"] = _render_curves(out, task, runs, summary["tuning_data"], configs[models[0]])
 
     t = time.monotonic()
     _log(f"[job] evaluating {', '.join(models)} ({len(seeds)} seed(s)) on the paired validation set")
@@ -125,6 +137,18 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
     summary["table1"] = {name: {k: v["mean"] for k, v in row.items()} for name, row in table["models"].items()}
     atomic_write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return summary
+
+
+def _render_curves(out: str, task: str, runs: dict, tuning_data: str, cfg) -> str:
+    """``OUT/curves.png``: the learning curves of every run on the tuning subset, with its Identity score."""
+    from cycle_medgan_tf.evaluation.curves import render_curves
+    from cycle_medgan_tf.training.curves import identity_scores
+
+    references = {"Identity": identity_scores(tuning_data, cfg.curve_slices, cfg.image_size)}
+    path = os.path.join(out, "curves.png")
+    render_curves(path, runs, references=references, overwrite=True,
+                  title=f"{task}: learning curves on {cfg.curve_slices} slices of the tuning store")
+    return path
 
 
 def _default_data(task: str, profile: str, size: int, subjects, slices, pet: str, seed: int = 0) -> str:
@@ -147,8 +171,6 @@ def run_dir(out: str, model: str, seed: int) -> str:
 
 def _train_all(configs: dict, seeds, data: str, out: str, overwrite: bool, stages: dict) -> dict[str, list[str]]:
     """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
-    import dataclasses
-
     from cycle_medgan_tf.train import trainer_class
     from cycle_medgan_tf.training.trainer import run_training
 
@@ -174,6 +196,8 @@ def main(argv):
         fail(f"--models takes any of {', '.join(MODEL_ORDER)}, got {','.join(FLAGS.models)}")
     if FLAGS.data and not os.path.isfile(FLAGS.data):
         fail(f"--data {FLAGS.data}: file not found")
+    if FLAGS.tuning_data not in (None, "none") and not os.path.isfile(FLAGS.tuning_data):
+        fail(f"--tuning_data {FLAGS.tuning_data}: file not found")
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
@@ -181,7 +205,8 @@ def main(argv):
     seeds = parse_seeds(FLAGS.seeds, profile)
     try:
         summary = run_job(FLAGS.task, profile, FLAGS.results, models, FLAGS.steps, FLAGS.image_size, FLAGS.subjects,
-                          FLAGS.slices, FLAGS.data, FLAGS.overwrite, seeds=seeds, pet=FLAGS.pet)
+                          FLAGS.slices, FLAGS.data, FLAGS.overwrite, seeds=seeds, pet=FLAGS.pet,
+                          tuning_data=FLAGS.tuning_data)
     except user_errors() as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:
@@ -190,7 +215,7 @@ def main(argv):
     with open(table_md) as f:
         print(f.read())
     print(f"[job] done in {summary['wall_time_s'] / 60:.1f} min. Results: {summary['results_dir']} "
-          f"(table1.md/.csv/.tex/.json, details.md, fig3.png, seeds/, summary.json, runs/)")
+          f"(table1.md/.csv/.tex/.json, details.md, fig3.png, curves.png, seeds/, summary.json, runs/)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 
+import numpy as np
+
 from tests.conftest import REPO
 
 
@@ -29,11 +31,16 @@ def test_run_sh_pet_ct_smoke_two_seeds_writes_every_output(tmp_path):
         for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
             assert (folder / name).is_file() and (folder / name).stat().st_size > 0, (folder, name)
     assert (out / "details.md").is_file() and (out / "summary.json").is_file()
+    assert (out / "curves.png").stat().st_size > 5000                 # learning curves on the tuning store
     for model in MODELS:
         for seed in (0, 1):
             run = out / "runs" / model / f"seed_{seed}"
             assert (run / "export" / "manifest.json").is_file()
-            assert json.loads((run / "config.json").read_text())["seed"] == seed
+            config = json.loads((run / "config.json").read_text())
+            assert config["seed"] == seed and "_seed1_" in config["curve_data"]
+            curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                     if '"curve"' in line]
+            assert [c["step"] for c in curve] == [2, 4] and all(np.isfinite(c["a2b_ssim_brain"]) for c in curve)
     table = json.loads((out / "table1.json").read_text())
     assert set(table["models"]) == ROWS and table["spread"] == "seeds"
     assert table["seeds"]["UNIT"] == ["seed_0", "seed_1"] and "ssim_brain" in table["columns"]

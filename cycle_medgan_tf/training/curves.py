@@ -42,7 +42,18 @@ def image_metrics(target: np.ndarray, prediction: np.ndarray, domain: str, windo
     return {"ssim": ssim(target, prediction), "psnr": psnr(target, prediction)}
 
 
-CURVE_METRICS = (image_metrics,)
+def head_metrics(target: np.ndarray, prediction: np.ndarray, domain: str, window) -> dict[str, np.ndarray]:
+    """The tissue-aware metrics of evaluation/tissue.py (CT: brain- and bone-window SSIM/PSNR, MAE; MR/PET: masked
+    SSIM/PSNR), on the images mapped back to physical units through the target domain's window."""
+    from cycle_medgan_tf.data.store import from_model_range
+    from cycle_medgan_tf.evaluation.tissue import tissue_metrics
+
+    values = tissue_metrics(from_model_range(target, window), from_model_range(prediction, window), domain, window)
+    return {key: value for key, value in values.items() if key in CURVE_TISSUE_KEYS}
+
+
+CURVE_TISSUE_KEYS = ("mae_hu", "ssim_brain", "psnr_brain", "ssim_bone", "ssim_mask", "psnr_mask")
+CURVE_METRICS = (image_metrics, head_metrics)
 
 
 class CurveStoreError(ValueError):
