@@ -28,7 +28,7 @@ from cycle_medgan_tf.cli import fail, run_app
 
 MODEL_ORDER = ("unit", "cyclegan", "cycle_medgan")
 TASKS = ("pet_ct", "mr_motion")
-QUICK_MINUTES = 30
+QUICK_MINUTES = "25-45"    # one seed of the three models on 2 cores, depending on the CPU (README, Results)
 TUNING_SEED = 1          # generator seed of the default tuning store (its subjects differ from seed 0's)
 
 FLAGS = flags.FLAGS
