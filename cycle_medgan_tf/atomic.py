@@ -17,3 +17,15 @@ def atomic_write_text(path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_save_figure(fig, path, dpi: int) -> None:
+    """Save a Matplotlib figure as PNG at ``path`` through a temporary file in the same directory and a rename."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -68,6 +68,15 @@ def expected_factor(decay_s):
     return WEIGHT_KG * 1000.0 / (DOSE_BQ * 2.0 ** (-np.asarray(decay_s, np.float64) / HALF_LIFE_S))
 
 
+
+def edit_series(series, edit) -> None:
+    """Apply ``edit(dataset)`` to every file of a DICOM series and save it in place."""
+    for name in os.listdir(series):
+        path = os.path.join(series, name)
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(path)
+
 def test_clock():
     assert [clock(10 * 3600 + 30 * 60 + 40 * k) for k in range(3)] == ["103000", "103040", "103120"]
 
@@ -99,19 +108,14 @@ def test_no_decay_correction_decays_to_each_slice_time(tmp_path):
 
 def test_start_uses_the_earliest_acquisition_when_the_series_time_is_later(tmp_path):
     series = pet_series(tmp_path)
-    for name in os.listdir(series):
-        ds = pydicom.dcmread(os.path.join(series, name))
-        ds.SeriesTime = "110000"        # re-stamped after reconstruction
-        ds.save_as(os.path.join(series, name))
+    edit_series(series, lambda ds: setattr(ds, "SeriesTime", "110000"))   # re-stamped after reconstruction
     np.testing.assert_allclose(suv.dicom_suv_factors(series), expected_factor(3600.0), rtol=1e-4)
 
 
 def test_injection_datetime_takes_precedence(tmp_path):
     series = pet_series(tmp_path)
-    for name in os.listdir(series):
-        ds = pydicom.dcmread(os.path.join(series, name))
-        ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime = "20240301100000"
-        ds.save_as(os.path.join(series, name))
+    edit_series(series, lambda ds: setattr(ds.RadiopharmaceuticalInformationSequence[0],
+                                           "RadiopharmaceuticalStartDateTime", "20240301100000"))
     np.testing.assert_allclose(suv.dicom_suv_factors(series), expected_factor(1800.0), rtol=1e-4)
 
 
@@ -133,10 +137,7 @@ def test_missing_attributes_are_refused_by_name(tmp_path, drop, message):
 def test_units_decide(tmp_path):
     series = pet_series(tmp_path)
     for units, outcome in (("GML", "ones"), ("CNTS", "refused")):
-        for name in os.listdir(series):
-            ds = pydicom.dcmread(os.path.join(series, name))
-            ds.Units = units
-            ds.save_as(os.path.join(series, name))
+        edit_series(series, lambda ds: setattr(ds, "Units", units))
         if outcome == "ones":
             np.testing.assert_array_equal(suv.dicom_suv_factors(series), 1.0)
         else:
@@ -146,10 +147,8 @@ def test_units_decide(tmp_path):
 
 def test_injection_after_the_scan_is_refused(tmp_path):
     series = pet_series(tmp_path)
-    for name in os.listdir(series):
-        ds = pydicom.dcmread(os.path.join(series, name))
-        ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartTime = "120000"
-        ds.save_as(os.path.join(series, name))
+    edit_series(series, lambda ds: setattr(ds.RadiopharmaceuticalInformationSequence[0],
+                                           "RadiopharmaceuticalStartTime", "120000"))
     with pytest.raises(SUVError, match="after the acquisition"):
         suv.dicom_suv_factors(series)
 

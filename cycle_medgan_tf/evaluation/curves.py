@@ -12,6 +12,7 @@ import json
 import os
 from typing import Mapping, Sequence
 
+from cycle_medgan_tf.atomic import atomic_save_figure
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES
 
 CURVE_RECORD_KIND = "curve"
@@ -154,7 +155,7 @@ def render_curves(path, runs: Mapping[str, Sequence[str]], references: Mapping[s
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, legend_inches / height, 1, 1 - title_inches / height))
-    _save(fig, path)
+    atomic_save_figure(fig, path, dpi=100)
     return keys
 
 
@@ -167,12 +168,3 @@ def _unique_legend(axes) -> tuple[list, list]:
                 labels.append(label)
     return handles, labels
 
-
-def _save(fig, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -14,11 +14,11 @@ of the table when no trained model is present). Display windows per domain:
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from cycle_medgan_tf.atomic import atomic_save_figure
 from cycle_medgan_tf.data.store import from_model_range
 from cycle_medgan_tf.evaluation.metrics import METRICS
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES, arrow
@@ -146,12 +146,5 @@ def render_fig3(path, *, inputs: np.ndarray, target: np.ndarray, predictions: Ma
                        else None)
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save_figure(fig, path, dpi=110)
     return rows
