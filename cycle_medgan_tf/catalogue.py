@@ -124,7 +124,8 @@ class Family:
 _CYCLE_OPTIMISER = dict(lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="linear_decay", decay_start=0.5)
 
 FAMILIES: tuple[Family, ...] = (
-    Family("unit", "UNIT", 0, trainer="baselines.unit:UNITTrainer", networks="baselines.unit_networks:build_unit_networks",
+    Family("unit", "UNIT", 0, trainer="baselines.unit:UNITTrainer",
+           networks="baselines.unit_networks:build_unit_networks",
            settings=UNITSettings, flops="baselines.unit:step_flop_calls",
            # taki0112/UNIT-Tensorflow: Adam 1e-4, betas (0.5, 0.999), a constant learning rate.
            defaults=dict(lr=1e-4, beta1=0.5, beta2=0.999, lr_schedule="constant", decay_start=1.0)),

@@ -19,7 +19,8 @@ def define_flags() -> None:
     """Define the command-line flags (only when run as a program, so importing never clashes with other flags)."""
     flags.DEFINE_string("data", None, "HDF5 slice store (format v1) with the paired validation set.")
     flags.DEFINE_string("runs", "", "Comma-separated NAME=RUN_DIR[+RUN_DIR...] with NAME in "
-                        f"{', '.join(catalogue.translator_names())}; several directories of one model (one per training seed) joined by '+'.")
+                        f"{', '.join(catalogue.translator_names())}; several directories of one model (one per "
+                        "training seed) joined by '+'.")
     flags.DEFINE_string("out", None, "Output directory for table1.* and fig3.png.")
     flags.DEFINE_string("direction", "a2b", "Translation direction: a2b (input val/A, target val/B) or b2a.")
     flags.DEFINE_integer("max_slices", None, "Evaluate at most this many validation slices (evenly spaced).")
