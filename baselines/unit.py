@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from baselines.unit_networks import build_unit_translator
+from baselines.unit_networks import build_unit_networks, build_unit_translator
 from cycle_medgan_tf import losses
-from cycle_medgan_tf.models.registry import build_models
+from cycle_medgan_tf.models.registry import forward_flops
 from cycle_medgan_tf.training.trainer import Trainer
 
 GENERATOR_PARTS = ("encoder_a", "encoder_b", "shared_encoder", "shared_generator", "decoder_a", "decoder_b")
@@ -28,7 +28,7 @@ class UNITTrainer(Trainer):
     """Coupled VAE-GANs with a shared latent space (Liu et al., NIPS 2017)."""
 
     def build(self) -> None:
-        self.nets = build_models("unit", image_size=self.cfg.image_size, channels=self.cfg.channels)
+        self.nets = build_unit_networks(image_size=self.cfg.image_size, channels=self.cfg.channels)
         self.generator_vars = [v for p in GENERATOR_PARTS for v in self.nets[p].trainable_variables]
         self.discriminator_vars = [v for p in DISCRIMINATOR_PARTS for v in self.nets[p].trainable_variables]
         self.g_opt = self.make_optimizer(self.generator_vars)
@@ -54,13 +54,13 @@ class UNITTrainer(Trainer):
         return out
 
     def train_step(self, a, b, step):
-        cfg = self.cfg
+        weights = self.cfg.settings          # catalogue.UNITSettings
         d_a, d_b = self.nets["discriminator_a"], self.nets["discriminator_b"]
         with tf.GradientTape() as tape:
             fw = self.forward(a, b, step, salt=11)
             d_loss_a = losses.nonsaturating_discriminator_loss(d_a(a, training=True), d_a(fw["x_ba"], training=True))
             d_loss_b = losses.nonsaturating_discriminator_loss(d_b(b, training=True), d_b(fw["x_ab"], training=True))
-            d_total = cfg.unit_gan_weight * (d_loss_a + d_loss_b)
+            d_total = weights.unit_gan_weight * (d_loss_a + d_loss_b)
         self.apply(self.d_opt, tape, d_total, self.discriminator_vars)
 
         with tf.GradientTape() as tape:
@@ -75,11 +75,11 @@ class UNITTrainer(Trainer):
                 recon_a=losses.l1(fw["x_aa"], a), recon_b=losses.l1(fw["x_bb"], b),
                 cycle_a=losses.l1(x_aba, a), cycle_b=losses.l1(x_bab, b),
                 kl=kl_shared, kl_cycle_aba=losses.kl_loss(z_aba), kl_cycle_bab=losses.kl_loss(z_bab))
-            g_total = (cfg.unit_gan_weight * (terms["gan_a"] + terms["gan_b"])
-                       + cfg.unit_recon_weight * (terms["recon_a"] + terms["recon_b"])
-                       + cfg.unit_cycle_weight * (terms["cycle_a"] + terms["cycle_b"])
-                       + cfg.unit_kl_weight * 2.0 * kl_shared
-                       + cfg.unit_kl_cycle_weight * (terms["kl_cycle_aba"] + terms["kl_cycle_bab"]))
+            g_total = (weights.unit_gan_weight * (terms["gan_a"] + terms["gan_b"])
+                       + weights.unit_recon_weight * (terms["recon_a"] + terms["recon_b"])
+                       + weights.unit_cycle_weight * (terms["cycle_a"] + terms["cycle_b"])
+                       + weights.unit_kl_weight * 2.0 * kl_shared
+                       + weights.unit_kl_cycle_weight * (terms["kl_cycle_aba"] + terms["kl_cycle_bab"]))
         self.apply(self.g_opt, tape, g_total, self.generator_vars)
         return dict(terms, g_total=g_total, d_a=d_loss_a, d_b=d_loss_b, d_total=d_total)
 
@@ -88,3 +88,22 @@ class UNITTrainer(Trainer):
 
     def export_models(self) -> dict:
         return self.translators
+
+
+def step_flop_calls(trainer) -> dict:
+    """The network calls of one UNIT train step: ``{kind: (calls per sample, forward FLOPs, cost multiplier)}``
+    (3: a call with a backward pass, costed at twice its forward; 1: forward only)."""
+    cfg, nets = trainer.cfg, trainer.nets
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    enc = forward_flops(nets["encoder_a"], shape)
+    latent_shape = tuple(nets["shared_encoder"].inputs[0].shape[1:])
+    shared = forward_flops(nets["shared_encoder"], latent_shape) + forward_flops(nets["shared_generator"], latent_shape)
+    dec = forward_flops(nets["decoder_a"], latent_shape)
+    d = forward_flops(nets["discriminator_a"], shape)
+    # discriminator update: the two translations (2 encodes, 2 decodes; the unused within-domain
+    # reconstructions are pruned from the graph) without gradients, 4 D calls with;
+    # generator update: 4 encodes, 6 decodes and 2 D calls, all with gradients.
+    return {"d_update_translation": (1, 2 * (enc + shared) + 2 * dec, 1),
+            "d_update_discriminator": (4, d, 3),
+            "g_update_translation": (1, 4 * (enc + shared) + 6 * dec, 3),
+            "g_update_discriminator": (2, d, 3)}

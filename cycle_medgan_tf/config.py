@@ -1,7 +1,10 @@
-"""Every training setting in one place: defaults per model, the three profiles, and their resolution.
+"""Every training setting in one place: the common fields, the three profiles, and their resolution; the
+per-family defaults, profile overrides and settings blocks are the family records of ``catalogue.py``.
 
-Precedence (lowest first): ``COMMON`` < ``MODEL_DEFAULTS[model]`` < ``PROFILES[profile]`` (and its per-model
-entry) < explicit command-line flags. The resolved :class:`TrainConfig` is written to ``config.json``.
+Precedence (lowest first): ``COMMON`` < the family's ``defaults`` < ``PROFILES[profile]`` < the family's
+``profiles[profile]`` < explicit command-line flags. The resolved :class:`TrainConfig` is frozen (derive another
+with ``dataclasses.replace``) and written to ``config.json``, its settings block flat beside the other fields (the
+keys are the flag names); :func:`current_layout` reads a config.json of any earlier layout.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-MODELS = ("cyclegan", "cycle_medgan", "unit")
+from cycle_medgan_tf import catalogue
+
+MODELS = catalogue.translator_names()          # the translators, in Table I order
+LR_SCHEDULES = ("linear_decay", "constant")    # linear_decay: constant until decay_start, then linearly to ~0
 PROFILE_NAMES = ("smoke", "quick", "paper")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")   # Keras dtype policies
 PRECISION_CHOICES = ("auto",) + PRECISIONS      # auto: measured at the start of a run (training/precision.py)
@@ -23,9 +29,10 @@ PAPER_EPOCH_SLICES = {"pet_ct": 1935, "mr_motion": 980}
 CURVE_POINTS = 8                  # learning-curve points per run when curve_every is 0 (the last step is one)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """All settings of one training run (see README for the meaning of each)."""
+    """All settings of one training run (see README for the meaning of each); ``settings`` is the model family's
+    own block (``catalogue.py``; by default the family's defaults)."""
 
     model: str = "cycle_medgan"
     data: str = ""
@@ -42,23 +49,9 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    decay_start: float = 0.5          # fraction of the steps after which the lr decays linearly to ~0 (1 = none)
-    pool_size: int = 50               # discriminator history pool (CycleGAN family); 0 disables it
-    # CycleGAN / Cycle-MedGAN losses
-    lambda_cycle: float = 10.0
-    lambda_cp: float = 0.0            # cycle-perceptual weight (Cycle-MedGAN)
-    lambda_cs: float = 0.0            # cycle-style weight (Cycle-MedGAN)
-    perceptual_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])   # per phi_i
-    style_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])        # per phi_i
-    extractor: str = ""               # feature-extractor weights; "" = the shipped BiGAN extractor
-    # UNIT losses (taki0112 defaults)
-    unit_gan_weight: float = 10.0
-    unit_recon_weight: float = 100.0
-    unit_cycle_weight: float = 100.0
-    unit_kl_weight: float = 0.1
-    unit_kl_cycle_weight: float = 0.1
-    # BiGAN pre-training
-    z_dim: int = 200
+    lr_schedule: str = "linear_decay"  # one of LR_SCHEDULES
+    decay_start: float = 0.5          # linear_decay: fraction of the steps after which the lr decays to ~0
+    settings: object = None           # the family's settings block (catalogue.py)
     # bookkeeping
     log_every: int = 50
     image_every: int = 500
@@ -76,12 +69,56 @@ class TrainConfig:
     strategy: str = "default"         # default (one device), mirrored (all GPUs or logical CPUs), multi_worker
     cpu_devices: int = 0              # mirrored without GPUs: split the CPU into this many logical devices
 
+    def __post_init__(self):
+        family = catalogue.family(self.model)
+        if self.settings is None:     # frozen: the one assignment, before anyone sees the object
+            object.__setattr__(self, "settings", family.default_settings())
+        elif type(self.settings) is not family.settings:
+            raise ValueError(f"{self.model} takes {family.settings.__name__}, not {type(self.settings).__name__}")
+
+    def to_dict(self) -> dict:
+        """The flat record of ``config.json``: every field, the settings block's fields beside the others."""
+        out = dataclasses.asdict(self)
+        out.update(out.pop("settings"))
+        return out
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_flat(cls, values: dict) -> "TrainConfig":
+        """A config from flat ``values`` (field and setting names, as flags and ``config.json`` have them);
+        ``ValueError`` for a name that is no setting, or a setting of another family."""
+        family = catalogue.family(values.get("model", cls.model))
+        top = {k: v for k, v in values.items() if k in cls.field_names()}
+        own = {k: v for k, v in values.items() if k in family.setting_names()}
+        rest = sorted(set(values) - set(top) - set(own))
+        foreign = [k for k in rest if catalogue.families_with(k)]
+        if foreign:
+            raise ValueError(f"{', '.join(foreign)}: not a setting of {family.name} (only of "
+                             f"{', '.join(catalogue.families_with(foreign[0]))})")
+        if rest:
+            raise ValueError(f"unknown settings {rest}")
+        return cls(**top, settings=dataclasses.replace(family.default_settings(), **own))
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        return [f.name for f in dataclasses.fields(cls) if f.name != "settings"]
+
+
+def current_layout(record: dict) -> dict:
+    """A ``config.json`` record in today's layout. Earlier runs wrote every family's settings (those of other
+    families unused) and no ``lr_schedule`` (the lr decayed linearly from ``decay_start``, 1 meaning never): their
+    records are read as the same run today's layout describes, so that they resume."""
+    if not isinstance(record, dict) or record.get("model") not in catalogue.names():
+        return record
+    family = catalogue.family(record["model"])
+    others = set(catalogue.all_setting_names()) - set(family.setting_names())
+    out = {k: v for k, v in record.items() if k not in others}
+    if "lr_schedule" not in out:
+        decays = out.get("decay_start", 1.0) < 1
+        out["lr_schedule"] = "linear_decay" if decays else family.defaults.get("lr_schedule", "linear_decay")
+    return out
 
 
 # --help text of the settings whose meaning the flag name does not tell
@@ -98,27 +135,15 @@ FLAG_HELP: dict[str, str] = {
                   "and TensorBoard. Empty = off.",
     "curve_every": f"Steps between learning-curve points (the last step is always one); 0 = {CURVE_POINTS} points "
                    "per run.",
+    "lr_schedule": "Learning-rate schedule: linear_decay (constant until --decay_start, then linearly to ~0) or "
+                   "constant (default from the model: UNIT and BiGAN constant).",
     "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
                     "its subjects).",
 }
 
 COMMON: dict = {}
 
-MODEL_DEFAULTS: dict[str, dict] = {
-    # xhujoy/CycleGAN-tensorflow: Adam 2e-4 / 0.5, cycle 10, no identity loss, pool 50, decay over the 2nd half.
-    "cyclegan": dict(lr=2e-4, beta1=0.5, beta2=0.999, lambda_cycle=10.0, lambda_cp=0.0, lambda_cs=0.0,
-                     decay_start=0.5, pool_size=50),
-    # Same machinery plus the two cycle feature losses; weights chosen by the measurement in docs/LOSS_WEIGHTS.md.
-    # Per-layer weights equalise each phi_i's generator-gradient norm at initialisation (shipped extractor);
-    # lambda_cp / lambda_cs then give each loss about half the adversarial gradient norm.
-    "cycle_medgan": dict(lr=2e-4, beta1=0.5, beta2=0.999, lambda_cycle=10.0, lambda_cp=1.8, lambda_cs=1.0,
-                         perceptual_layer_weights=[30.0, 18.0, 5.0, 1.0],
-                         style_layer_weights=[1.3e6, 3.8e4, 300.0, 1.0], decay_start=0.5, pool_size=50),
-    # taki0112/UNIT-Tensorflow: Adam 1e-4, betas (0.5, 0.999), no decay, no pool.
-    "unit": dict(lr=1e-4, beta1=0.5, beta2=0.999, decay_start=1.0, pool_size=0),
-    # BiGAN pre-training (Donahue et al.): Adam 2e-4 / 0.5.
-    "bigan": dict(lr=2e-4, beta1=0.5, beta2=0.999, decay_start=1.0, pool_size=0),
-}
+MODEL_DEFAULTS: dict[str, dict] = {f.name: dict(f.defaults) for f in catalogue.FAMILIES}
 
 PROFILES: dict[str, dict] = {
     # Tests: tiny and fast, but every code path.
@@ -135,32 +160,24 @@ PROFILES: dict[str, dict] = {
 # over seeds with the spread across seeds). quick: one seed is what its time budget holds on 2 cores (the three
 # models take about 45 minutes per seed on a 2-core AMD EPYC without AVX-512); give --seeds=0,1,2 for spreads.
 DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "quick": (0,), "paper": (0, 1, 2)}
-PROFILE_MODEL_OVERRIDES: dict[tuple[str, str], dict] = {
-    ("quick", "bigan"): dict(steps=2000, batch_size=16, image_every=250, checkpoint_every=250),   # the shipped extractor
-}
 
 
 def resolve_config(model: str, profile: str, overrides: dict | None = None) -> TrainConfig:
-    """Build the effective configuration for ``model`` under ``profile`` with explicit ``overrides``."""
-    if model not in MODEL_DEFAULTS:
-        raise ValueError(f"unknown model {model!r}; choose from {sorted(MODEL_DEFAULTS)}")
+    """Build the effective configuration for ``model`` under ``profile`` with explicit ``overrides`` (flat: field
+    and setting names)."""
+    family = catalogue.family(model)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {list(PROFILE_NAMES)}")
     values: dict = {}
-    for layer in (COMMON, MODEL_DEFAULTS[model], PROFILES[profile], PROFILE_MODEL_OVERRIDES.get((profile, model), {}),
-                  overrides or {}):
+    for layer in (COMMON, family.defaults, PROFILES[profile], family.profiles.get(profile, {}), overrides or {}):
         values.update(layer)
-    unknown = set(values) - set(TrainConfig.field_names())
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}")
-    cfg = TrainConfig(**values)
-    cfg.model, cfg.profile = model, profile
+    cfg = TrainConfig.from_flat(dict(values, model=model, profile=profile))
     check_config(cfg)
     return cfg
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError with a clear message for any out-of-range setting."""
+    """Raise ValueError with a clear message for any out-of-range setting (the settings block's last)."""
     def need(cond: bool, message: str) -> None:
         if not cond:
             raise ValueError(message)
@@ -170,14 +187,11 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.steps >= 0 and cfg.epochs >= 0 and (cfg.steps > 0 or cfg.epochs > 0), "give --steps > 0 or --epochs > 0")
     need(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
     need(0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
+    need(cfg.lr_schedule in LR_SCHEDULES,
+         f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule}")
     need(0 < cfg.decay_start <= 1, f"decay_start must be in (0, 1], got {cfg.decay_start}")
-    need(cfg.pool_size >= 0, f"pool_size must be >= 0, got {cfg.pool_size}")
-    for name in ("lambda_cycle", "lambda_cp", "lambda_cs", "unit_gan_weight", "unit_recon_weight",
-                 "unit_cycle_weight", "unit_kl_weight", "unit_kl_cycle_weight"):
-        need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
-    for name in ("perceptual_layer_weights", "style_layer_weights"):
-        weights = getattr(cfg, name)
-        need(len(weights) > 0 and all(w >= 0 for w in weights), f"{name} must be non-negative numbers")
+    need(cfg.lr_schedule == "linear_decay" or cfg.decay_start == 1,
+         f"decay_start={cfg.decay_start} needs --lr_schedule=linear_decay ({cfg.model}: {cfg.lr_schedule})")
     for name in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     need(cfg.epoch_basis in EPOCH_BASES, f"epoch_basis must be one of {', '.join(EPOCH_BASES)}, got {cfg.epoch_basis}")
@@ -190,5 +204,5 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.model in MODELS or not cfg.curve_data, f"learning curves (--curve_data) need a translator; {cfg.model} "
          "has none")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")
-    need(cfg.model != "cyclegan" or (cfg.lambda_cp == 0 and cfg.lambda_cs == 0),
-         "the CycleGAN baseline has no cycle feature losses (lambda_cp, lambda_cs); use --model=cycle_medgan")
+    problems = cfg.settings.problems()
+    need(not problems, problems[0] if problems else "")

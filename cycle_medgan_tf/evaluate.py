@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from absl import flags
 
 from cycle_medgan_tf.atomic import atomic_write_text
-from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
 from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.evaluation import report
@@ -52,25 +50,6 @@ BLUR_SIGMA_PX = 1.5
 NOISE_STD = 0.1
 DEGRADE_SEED = 1234
 DEGRADATIONS = {"blur": "Target+blur", "noise": "Target+noise", "blur+noise": "Target+blur+noise"}
-
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    """Define the command-line flags (only when run as a program, so importing never clashes with other flags)."""
-    flags.DEFINE_string("data", None, "HDF5 slice store (format v1) with the paired validation set.")
-    flags.DEFINE_string("runs", "", "Comma-separated NAME=RUN_DIR[+RUN_DIR...] with NAME in unit, cyclegan, "
-                        "cycle_medgan; several directories of one model (one per training seed) joined by '+'.")
-    flags.DEFINE_string("out", None, "Output directory for table1.* and fig3.png.")
-    flags.DEFINE_string("direction", "a2b", "Translation direction: a2b (input val/A, target val/B) or b2a.")
-    flags.DEFINE_integer("max_slices", None, "Evaluate at most this many validation slices (evenly spaced).")
-    flags.DEFINE_bool("identity", False, "Add an 'Identity' row: the input copied as the prediction.")
-    flags.DEFINE_bool("lookup", False, "Add the input-blind 'Look-up (best training slice)' row.")
-    flags.DEFINE_list("degrade", [], "Add rows with the target degraded: any of blur, noise, blur+noise.")
-    flags.DEFINE_integer("batch_size", 16, "Batch size for the translators and LPIPS.")
-    flags.DEFINE_integer("fig_rows", 6, "At most this many example rows (one per validation subject) in fig3.png.")
-    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-
 
 def degrade_target(target: np.ndarray, kind: str, blur_sigma: float = BLUR_SIGMA_PX, noise_std: float = NOISE_STD,
                    seed: int = DEGRADE_SEED) -> np.ndarray:
@@ -303,22 +282,6 @@ def _write_figure(out: str, val: ValidationData, predictions: Mapping[str, np.nd
                 input_metrics=IDENTITY_ROW if IDENTITY_ROW in per_slice else None)
 
 
-def main(argv: list[str]) -> int:
-    """Command-line entry point (see the module docstring)."""
-    if not FLAGS.data:
-        raise EvaluationError("--data is required (an HDF5 slice store)")
-    if not FLAGS.out:
-        raise EvaluationError("--out is required (an output directory)")
-    evaluate(FLAGS.data, parse_runs(FLAGS.runs), FLAGS.out, direction=FLAGS.direction, max_slices=FLAGS.max_slices,
-             identity=FLAGS.identity, lookup=FLAGS.lookup, degrade=FLAGS.degrade, batch_size=FLAGS.batch_size,
-             fig_rows=FLAGS.fig_rows, overwrite=FLAGS.overwrite)
-    with open(os.path.join(FLAGS.out, "table1.md"), encoding="utf-8") as f:
-        print(f.read(), end="")
-    seeds = f" and {report.SEEDS_DIR}/" if os.path.isdir(os.path.join(FLAGS.out, report.SEEDS_DIR)) else ""
-    print(f"wrote {', '.join(report.OUTPUT_FILES)}{seeds} to {FLAGS.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    define_flags()
-    run_app(main, errors=(EvaluationError,))
+if __name__ == "__main__":       # the command: cycle_medgan_tf/commands/evaluate.py
+    from cycle_medgan_tf.commands.evaluate import run
+    run()

@@ -63,7 +63,7 @@ def measure(trainer: CycleTrainer, a, b) -> dict:
             terms[f"style_phi{i + 1}"] = losses.cycle_style_loss(fa, ra, w) + losses.cycle_style_loss(fb, rb, w)
         terms["perceptual_sum"] = tf.add_n([terms[f"perceptual_phi{i + 1}"] for i in range(len(fa))])
         terms["style_sum"] = tf.add_n([terms[f"style_phi{i + 1}"] for i in range(len(fa))])
-        pw, sw = trainer.cfg.perceptual_layer_weights, trainer.cfg.style_layer_weights
+        pw, sw = trainer.cfg.settings.perceptual_layer_weights, trainer.cfg.settings.style_layer_weights
         terms["perceptual_layer_weighted"] = (losses.cycle_perceptual_loss(fa, ra, pw)
                                               + losses.cycle_perceptual_loss(fb, rb, pw))
         terms["style_layer_weighted"] = losses.cycle_style_loss(fa, ra, sw) + losses.cycle_style_loss(fb, rb, sw)

@@ -10,6 +10,7 @@ store's (``a0``, ``b0``, ``v0``, ...), except where a test shares one on purpose
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -23,7 +24,7 @@ from cycle_medgan_tf.data.store import write_store
 from cycle_medgan_tf.evaluation.curves import CurvesError, panel_grid, read_curve_records, render_curves
 from cycle_medgan_tf.evaluation.metrics import psnr, ssim
 from cycle_medgan_tf.export import load_translator
-from cycle_medgan_tf.train import trainer_class
+from cycle_medgan_tf.catalogue import trainer_class
 from cycle_medgan_tf.training.curves import (CurveStoreError, LearningCurves, check_curve_store, curve_rows,
                                              curve_steps, identity_scores, learning_curves)
 from cycle_medgan_tf.training.trainer import DataInfo, run_training, total_steps
@@ -233,9 +234,8 @@ def test_curves_under_a_strategy_evaluate_on_the_chief_only(phantom_store, tunin
     record = learning_curves(cfg, 4, chief=True).record(2, trainer.export_models())
     assert record["slices"] == 3 and all(np.isfinite(record[k]) for k in CURVE_KEYS)
     assert learning_curves(cfg, 4, chief=False) is None
-    cfg.curve_data = phantom_store
     with pytest.raises(CurveStoreError, match="training store itself"):
-        learning_curves(cfg, 4, chief=False)
+        learning_curves(dataclasses.replace(cfg, curve_data=phantom_store), 4, chief=False)
 
 
 # ---- the figure --------------------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def mr_head(seed, scale):
 
 
 def test_zscore_round_trip_through_prepare_train_and_translate(tmp_path):
-    from cycle_medgan_tf.train import trainer_class
+    from cycle_medgan_tf.catalogue import trainer_class
     from cycle_medgan_tf.training.trainer import run_training
 
     paths = {}

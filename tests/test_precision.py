@@ -3,12 +3,13 @@ explicit precisions that skip the probe, and one real probe on this machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from cycle_medgan_tf.config import BF16_MIN_SPEEDUP, PRECISIONS, resolve_config
-from cycle_medgan_tf.train import trainer_class
+from cycle_medgan_tf.catalogue import trainer_class
 from cycle_medgan_tf.training import precision
 from cycle_medgan_tf.training.precision import choose_precision, resolve_precision
 from cycle_medgan_tf.training.trainer import RUN_CONTROL_FIELDS, run_training
@@ -30,13 +31,13 @@ def test_auto_takes_bfloat16_only_when_clearly_faster(f32, bf16, expected):
 def test_a_gpu_keeps_float32_without_a_probe(monkeypatch):
     monkeypatch.setattr(precision, "time_probe", lambda *a: pytest.fail("probed with a GPU"))
     cfg = _cfg(precision="auto")
-    resolve_precision(cfg, gpu=True)
+    cfg, _ = resolve_precision(cfg, gpu=True)
     assert cfg.precision == "float32" and cfg.precision_probe["rule"].startswith("GPU")
 
 
 def test_auto_resolves_and_records_the_timings():
     cfg = _cfg(precision="auto")
-    message = resolve_precision(cfg, timings=dict(float32_ms=30.0, bfloat16_ms=20.0, rounds=3), gpu=False)
+    cfg, message = resolve_precision(cfg, timings=dict(float32_ms=30.0, bfloat16_ms=20.0, rounds=3), gpu=False)
     assert cfg.precision == "mixed_bfloat16" and "mixed_bfloat16" in message
     record = cfg.precision_probe
     assert record["requested"] == "auto" and record["choice"] == "mixed_bfloat16" and record["bf16_speedup"] == 1.5
@@ -48,28 +49,28 @@ def test_explicit_precision_skips_the_probe(monkeypatch):
     monkeypatch.setattr(precision, "time_probe", lambda *a: pytest.fail("probed an explicit precision"))
     for name in PRECISIONS:
         cfg = _cfg(precision=name)
-        resolve_precision(cfg, gpu=False)
+        cfg, _ = resolve_precision(cfg, gpu=False)
         assert cfg.precision == name and cfg.precision_probe == {}
 
 
 def test_a_resume_keeps_its_precision_and_a_changed_run_measures_again(monkeypatch):
     first = _cfg(precision="auto")
-    resolve_precision(first, timings=dict(float32_ms=30.0, bfloat16_ms=20.0), gpu=False)
+    first, _ = resolve_precision(first, timings=dict(float32_ms=30.0, bfloat16_ms=20.0), gpu=False)
     previous = json.loads(first.to_json())
     monkeypatch.setattr(precision, "time_probe", lambda *a: pytest.fail("a resume was measured again"))
     again = _cfg(precision="auto", strategy="mirrored")          # run control may change on a resume
-    resolve_precision(again, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0), gpu=False)
+    again, _ = resolve_precision(again, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0), gpu=False)
     assert again.precision == "mixed_bfloat16" and again.precision_probe == first.precision_probe
     explicit = _cfg(precision="mixed_bfloat16")                   # the same policy named explicitly: same record
-    resolve_precision(explicit, previous, RUN_CONTROL_FIELDS, gpu=False)
+    explicit, _ = resolve_precision(explicit, previous, RUN_CONTROL_FIELDS, gpu=False)
     assert explicit.precision_probe == first.precision_probe
     changed = _cfg(precision="auto", steps=5)                    # not a resume: measured afresh
-    resolve_precision(changed, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0),
+    changed, _ = resolve_precision(changed, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0),
                       gpu=False)
     assert changed.precision == "float32"
     older = {k: v for k, v in json.loads(_cfg(precision="float32").to_json()).items() if k != "precision_probe"}
     kept = _cfg(precision="auto")                                # a run from before auto existed keeps its float32
-    resolve_precision(kept, older, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=10.0), gpu=False)
+    kept, _ = resolve_precision(kept, older, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=10.0), gpu=False)
     assert kept.precision == "float32" and kept.precision_probe["rule"].startswith("kept")
 
 
@@ -90,8 +91,8 @@ def test_a_real_probe_records_its_numbers_and_a_resume_keeps_the_choice(phantom_
 
     monkeypatch.setattr(precision, "time_probe", lambda *a: pytest.fail("the resume probed again"))
     resumed = _cfg(phantom_store, tmp_path / "run", precision="auto", steps=3, image_size=32)
-    resumed.workdir, resumed.data = str(tmp_path / "run"), cfg.data     # as run_training makes them (absolute)
-    resolve_precision(resumed, precision.previous_config(resumed.workdir), RUN_CONTROL_FIELDS)   # as run_training
+    resumed = dataclasses.replace(resumed, workdir=str(tmp_path / "run"), data=cfg.data)   # absolute, as run_training
+    resumed, _ = resolve_precision(resumed, precision.previous_config(resumed.workdir), RUN_CONTROL_FIELDS)
     assert resumed.precision == config["precision"] and json.loads(resumed.to_json()) == config
 
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cycle_medgan_tf.reproduce import NOTE, combined_markdown, stack_figures  # noqa: E402
+from cycle_medgan_tf.commands.reproduce import NOTE, combined_markdown, stack_figures  # noqa: E402
 
 
 def _result(task, ssim):

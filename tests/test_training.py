@@ -14,7 +14,7 @@ from cycle_medgan_tf.config import resolve_config
 from cycle_medgan_tf.export import load_translator
 from cycle_medgan_tf.models.bigan import build_bigan, image_path_weights
 from cycle_medgan_tf.models.pretrained import save_extractor_weights
-from cycle_medgan_tf.train import trainer_class
+from cycle_medgan_tf.catalogue import trainer_class
 from cycle_medgan_tf.training.pool import HistoryPool
 from cycle_medgan_tf.training.schedule import ConstantThenLinearDecay
 from cycle_medgan_tf.training.trainer import TrainingError, run_training

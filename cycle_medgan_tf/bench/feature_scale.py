@@ -87,9 +87,9 @@ def _store_rows(path: str, extractor_path: str, weights: tuple, degradation: dic
 def measure(paths: list, extractor_path: str = "", blur_mm: float = 2.0, noise_std: float = 0.05,
             noise_reference_mm: float = 4.0, max_slices: int = 32) -> dict:
     """Feature-loss values of the same physical degradations on each store (module docstring)."""
-    from cycle_medgan_tf.config import MODEL_DEFAULTS
+    from cycle_medgan_tf.catalogue import family
 
-    defaults = MODEL_DEFAULTS["cycle_medgan"]
+    defaults = family("cycle_medgan").defaults
     weights = (defaults["perceptual_layer_weights"], defaults["style_layer_weights"])
     degradation = dict(blur_mm=blur_mm, noise_std=noise_std, noise_reference_mm=noise_reference_mm)
     rows = [row for path in paths for row in _store_rows(path, extractor_path, weights, degradation, max_slices)]

@@ -14,9 +14,13 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("slices", 420, "Slice pairs (the paper's PET/CT validation set has 420).")
-flags.DEFINE_integer("size", 256, "Slice side.")
-flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a command, so that importing this module is free)."""
+    flags.DEFINE_integer("slices", 420, "Slice pairs (the paper's PET/CT validation set has 420).")
+    flags.DEFINE_integer("size", 256, "Slice side.")
+    flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
 
 
 def _pairs(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,4 +55,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_app(main)

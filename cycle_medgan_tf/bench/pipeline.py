@@ -14,12 +14,16 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", None, "HDF5 slice store.")
-flags.DEFINE_integer("image_size", 0, "Training size (0 = the store's).")
-flags.DEFINE_integer("batch_size", 1, "Batch size.")
-flags.DEFINE_integer("batches", 200, "Batches to time.")
-flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).")
-flags.DEFINE_bool("streaming", False, "Force streaming from HDF5 instead of loading into memory.")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a command, so that importing this module is free)."""
+    flags.DEFINE_string("data", None, "HDF5 slice store.")
+    flags.DEFINE_integer("image_size", 0, "Training size (0 = the store's).")
+    flags.DEFINE_integer("batch_size", 1, "Batch size.")
+    flags.DEFINE_integer("batches", 200, "Batches to time.")
+    flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).")
+    flags.DEFINE_bool("streaming", False, "Force streaming from HDF5 instead of loading into memory.")
 
 
 def main(argv):
@@ -53,4 +57,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_app(main)

@@ -55,7 +55,7 @@ def run_precision(precision: str, data: str, workdir: str, seed: int = 0) -> dic
     from cycle_medgan_tf.data.pipeline import val_arrays
     from cycle_medgan_tf.evaluation.metrics import psnr, ssim
     from cycle_medgan_tf.export import load_translator
-    from cycle_medgan_tf.train import trainer_class
+    from cycle_medgan_tf.catalogue import trainer_class
     from cycle_medgan_tf.training.trainer import run_training
 
     log_every = max(FLAGS.steps // 20, 1)

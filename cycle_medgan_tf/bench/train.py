@@ -54,7 +54,7 @@ class PeakConvolution:
     kernel gradient), timed two ways:
 
     * :meth:`sequential`: the three kernels one after another, each given the whole machine -- the convolution
-      throughput a chain of dependent layers can count on (SPEC section 6 quotes 160-190 GFLOP/s for it);
+      throughput a chain of dependent layers can count on;
     * :meth:`concurrent`: forward, then both backward kernels in one graph, which TensorFlow may run side by side
       (on 2 cores this is faster than either kernel alone) -- the best a single convolution gets.
     """
@@ -103,58 +103,34 @@ class PeakConvolution:
 
 def step_flops(trainer) -> dict:
     """FLOPs of one train step from the networks' layers: 2 x multiply-adds of every convolution and dense layer
-    per forward call, and a backward pass costed at 2 x its forward for every call a gradient flows through
-    (the convention of SPEC section 6). Returns ``{"total": ..., "per_sample_forward": {call kind: FLOPs}}``."""
-    from cycle_medgan_tf.models.registry import forward_flops
+    per forward call, and a backward pass costed at 2 x its forward for every call a gradient flows through (the
+    usual convention). The calls are the family's FLOP hook (``catalogue.Family.flops``). Returns
+    ``{"total": ..., "per_sample_forward": {call kind: FLOPs}}``."""
+    from cycle_medgan_tf import catalogue
 
-    cfg = trainer.cfg
-    shape = (cfg.image_size, cfg.image_size, cfg.channels)
-    batch = cfg.batch_size
-    if cfg.model in ("cyclegan", "cycle_medgan"):
-        g = forward_flops(trainer.g_ab, shape)
-        d = forward_flops(trainer.d_a, shape)
-        # generator update: 4 generator calls, 2 discriminator calls (all with gradients);
-        # discriminator update: 4 discriminator calls (real and pooled fake of each domain).
-        calls = {"generator": (4, g, 3), "discriminator": (6, d, 3)}
-        if getattr(trainer, "use_features", False):
-            e = forward_flops(trainer.extractor, shape)
-            # the frozen extractor: forward only on the real images, forward + input gradient on reconstructions
-            calls["extractor_real"] = (2, e, 1)
-            calls["extractor_reconstructed"] = (2, e, 2)
-    elif cfg.model == "unit":
-        nets = trainer.nets
-        enc = forward_flops(nets["encoder_a"], shape)
-        latent_shape = tuple(nets["shared_encoder"].inputs[0].shape[1:])
-        shared = forward_flops(nets["shared_encoder"], latent_shape) + forward_flops(nets["shared_generator"],
-                                                                                    latent_shape)
-        dec = forward_flops(nets["decoder_a"], latent_shape)
-        d = forward_flops(nets["discriminator_a"], shape)
-        # discriminator update: the two translations (2 encodes, 2 decodes; the unused within-domain
-        # reconstructions are pruned from the graph) without gradients, 4 D calls with;
-        # generator update: 4 encodes, 6 decodes and 2 D calls, all with gradients.
-        calls = {"d_update_translation": (1, 2 * (enc + shared) + 2 * dec, 1),
-                 "d_update_discriminator": (4, d, 3),
-                 "g_update_translation": (1, 4 * (enc + shared) + 6 * dec, 3),
-                 "g_update_discriminator": (2, d, 3)}
-    else:
-        raise ValueError(f"no FLOP model for {cfg.model!r}")
-    total = batch * sum(n * f * mult for n, f, mult in calls.values())
+    family = catalogue.family(trainer.cfg.model)
+    if family.flops is None:
+        raise ValueError(f"no FLOP model for {family.name!r}")
+    calls = catalogue.load(family.flops)(trainer)
+    total = trainer.cfg.batch_size * sum(n * f * mult for n, f, mult in calls.values())
     return {"total": total, "per_sample_forward": {k: f for k, (n, f, m) in calls.items()}}
 
 
 def bench_config(model: str, size: int, batch: int, precision: str, jit: bool, extractor: str = ""):
-    """The checked training configuration the bench times (``ValueError`` for a bad setting)."""
+    """The checked training configuration the bench times (``ValueError`` for a bad setting; ``extractor`` only
+    for the families that have one)."""
     from cycle_medgan_tf.config import resolve_config
 
+    settings = dict(extractor=extractor) if extractor else {}
     return resolve_config(model, "quick", dict(image_size=size, batch_size=batch, steps=1000, precision=precision,
-                                               jit=jit, extractor=extractor))
+                                               jit=jit, **settings))
 
 
 def build_trainer(cfg):
     """The training-code trainer of ``cfg`` on a synthetic data description (no store needed) with the default
     data's field of view, so that the feature extractor meets the images at the scale a default run has."""
     from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
-    from cycle_medgan_tf.train import trainer_class
+    from cycle_medgan_tf.catalogue import trainer_class
     from cycle_medgan_tf.training.trainer import DataInfo
 
     spacing = BUILD_SIZE * BUILD_PIXEL_MM / cfg.image_size

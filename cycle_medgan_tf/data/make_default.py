@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 
 import numpy as np
 
-from cycle_medgan_tf.data.store import StoreError, write_store
+from cycle_medgan_tf.data.store import write_store
 from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
 from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, PET_MODES, SIZES, TASKS, cohort,
                                               generate_subject, split_subjects, store_attributes, subject_id,
@@ -34,7 +33,7 @@ from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, PET_MODES, SIZE
 MAX_SUBJECTS = 1000
 MAX_SLICES = 160
 _JOB_COST = {"val": 2, "A": 1, "B": 1}
-_QUICK = cohort("pet_ct", "quick")
+QUICK = cohort("pet_ct", "quick")
 
 
 class DefaultDataError(ValueError):
@@ -75,7 +74,7 @@ def _default_workers(n_jobs: int) -> int:
     return max(1, min(cores, n_jobs))
 
 
-def generate_images(task: str, size: int, subjects: int = _QUICK.subjects, slices: int = _QUICK.slices,
+def generate_images(task: str, size: int, subjects: int = QUICK.subjects, slices: int = QUICK.slices,
                     seed: int = 0, workers: int | None = None, pet: str = "nac",
                     val_slices: int | None = None) -> dict:
     """All images of a default dataset as keyword arguments for :func:`write_store` (no file written)."""
@@ -117,7 +116,7 @@ def generate_images(task: str, size: int, subjects: int = _QUICK.subjects, slice
                 extra_attrs=store_attributes(task, seed, subjects, slices, pet, val_slices))
 
 
-def make_default(task: str, size: int, out, subjects: int = _QUICK.subjects, slices: int = _QUICK.slices,
+def make_default(task: str, size: int, out, subjects: int = QUICK.subjects, slices: int = QUICK.slices,
                  seed: int = 0, workers: int | None = None, overwrite: bool = False, pet: str = "nac",
                  val_slices: int | None = None) -> str:
     """Generate a default dataset and write it as a format-v1 store at ``out``; returns the path."""
@@ -136,8 +135,8 @@ def cache_dir() -> str:
     return os.path.expanduser(os.environ.get("CYCLE_MEDGAN_CACHE") or "~/.cache/cycle_medgan_tf")
 
 
-def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = _QUICK.subjects,
-                       slices: int = _QUICK.slices, pet: str = "nac", val_slices: int | None = None) -> str:
+def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = QUICK.subjects,
+                       slices: int = QUICK.slices, pet: str = "nac", val_slices: int | None = None) -> str:
     """Where :func:`ensure_default` keeps the dataset with these settings (the generator version is part
     of the name, so a changed generator never reuses stale files)."""
     _check(task, size, subjects, slices, seed, None, pet, val_slices)
@@ -147,8 +146,8 @@ def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = _QUI
     return os.path.join(cache_dir(), "default", name)
 
 
-def ensure_default(task: str, size: int, seed: int = 0, subjects: int = _QUICK.subjects,
-                   slices: int = _QUICK.slices, workers: int | None = None, pet: str = "nac",
+def ensure_default(task: str, size: int, seed: int = 0, subjects: int = QUICK.subjects,
+                   slices: int = QUICK.slices, workers: int | None = None, pet: str = "nac",
                    val_slices: int | None = None) -> str:
     """Path of the cached default dataset, generating it first if it is not there yet."""
     path = default_cache_path(task, size, seed, subjects, slices, pet, val_slices)
@@ -159,49 +158,6 @@ def ensure_default(task: str, size: int, seed: int = 0, subjects: int = _QUICK.s
     return path
 
 
-def _define_flags() -> None:
-    from absl import flags
-
-    flags.DEFINE_string("task", None, f"Dataset: {', '.join(sorted(TASKS))}.")
-    flags.DEFINE_integer("size", 128, f"Slice size in pixels over a 256 mm field: {', '.join(map(str, SIZES))}.")
-    flags.DEFINE_string("out", None, "Output HDF5 slice store.")
-    flags.DEFINE_integer("subjects", _QUICK.subjects, "Number of subjects (split train A / train B / validation).")
-    flags.DEFINE_integer("slices", _QUICK.slices, "Axial slices per subject (heights drawn per subject over the "
-                         "cerebrum).")
-    flags.DEFINE_integer("val_slices", None, "Slices per validation subject (default: --slices).")
-    flags.DEFINE_enum("pet", "nac", list(PET_MODES), "pet_ct: non-attenuation-corrected (nac, the input of PET->CT "
-                      "synthesis) or attenuation-corrected (ac) PET.")
-    flags.DEFINE_integer("seed", 0, "Random seed; each subject draws from (seed, task, subject).")
-    flags.DEFINE_integer("workers", None, "Worker processes (default: available cores); output does not "
-                         "depend on it.")
-    flags.DEFINE_string("preview", None, "Also write a PNG of some validation pairs here.")
-    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-
-
-def main(argv) -> None:
-    """Command-line entry point (flags as in the module docstring)."""
-    from absl import flags
-
-    f = flags.FLAGS
-    if not f.task:
-        raise DefaultDataError(f"--task is required ({', '.join(sorted(TASKS))})")
-    if not f.out:
-        raise DefaultDataError("--out is required")
-    if f.preview and os.path.exists(f.preview) and not f.overwrite:
-        raise DefaultDataError(f"{f.preview} already exists (use --overwrite to replace it)")
-    if f.preview and not os.path.isdir(os.path.dirname(os.path.abspath(f.preview))):
-        raise DefaultDataError(f"the directory of --preview={f.preview} does not exist")
-    start = time.perf_counter()
-    path = make_default(f.task, f.size, f.out, f.subjects, f.slices, f.seed, f.workers, f.overwrite, f.pet,
-                        f.val_slices)
-    print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
-    if f.preview:
-        from cycle_medgan_tf.data.synth.preview import save_preview
-        print(f"wrote {save_preview(path, f.preview)}")
-
-
-if __name__ == "__main__":
-    from cycle_medgan_tf.cli import run_app
-
-    _define_flags()
-    run_app(main, errors=(DefaultDataError, StoreError, OSError))
+if __name__ == "__main__":       # the command: cycle_medgan_tf/commands/make_default.py
+    from cycle_medgan_tf.commands.make_default import run
+    run()

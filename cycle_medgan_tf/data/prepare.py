@@ -29,13 +29,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cycle_medgan_tf.cli import run_app
 from cycle_medgan_tf.data import identity, volumes
 from cycle_medgan_tf.data.identity import subject_id  # noqa: F401  (part of this module's interface)
-from cycle_medgan_tf.data.inputs import PrepareError, read_pair_list, read_path_list
+from cycle_medgan_tf.data.inputs import PrepareError, read_pair_list, read_path_list  # noqa: F401  (interface)
 from cycle_medgan_tf.data.normalise import NONE, LoadedVolume, Normalisation, normalise_volume, parse_normalisation
-from cycle_medgan_tf.data.store import StoreError, write_store
-from cycle_medgan_tf.data.volumes import VolumeError
+from cycle_medgan_tf.data.store import write_store
 
 FOREGROUND_LEVEL = 0.05         # a pixel is foreground above its volume's background + FOREGROUND_LEVEL * width
 CT_WINDOW = (-1000.0, 2000.0)
@@ -158,7 +156,7 @@ def default_window(domain: Domain, train_slices: Sequence[np.ndarray],
     return float(min(floors)), float(np.percentile(samples, ROBUST_PERCENTILE[domain.kind]))
 
 
-def _stderr_log(message: str) -> None:
+def stderr_log(message: str) -> None:
     print(f"[prepare] {message}", file=sys.stderr, flush=True)
 
 
@@ -301,7 +299,7 @@ def prepare_store(out, *, task: str, domain_a: str, domain_b: str, train_a: Sequ
                   window_b: Sequence[float] | None = None, min_foreground: float = 0.05,
                   normalise_a: str | Normalisation = "none", normalise_b: str | Normalisation = "none",
                   fill_nonfinite: bool = False, overwrite: bool = False, allow_shared_subjects: bool = False,
-                  log: Callable[[str], None] = _stderr_log) -> str:
+                  log: Callable[[str], None] = stderr_log) -> str:
     """Build a slice store at ``out`` from volume paths; every input is checked (headers only) before any
     pixel data is read, and for identical content before anything is written. Raises :class:`PrepareError`,
     ``VolumeError`` or ``StoreError`` for bad input."""
@@ -334,46 +332,6 @@ def prepare_store(out, *, task: str, domain_a: str, domain_b: str, train_a: Sequ
     return out
 
 
-# ---------------------------------------------------------------------------------------- command line
-
-def _define_flags() -> None:
-    from absl import flags
-
-    flags.DEFINE_string("task", None, "Task name stored in the file, e.g. pet_ct.")
-    flags.DEFINE_string("domain_a", None, "Source domain name (CT, PET or MR... decides defaults).")
-    flags.DEFINE_string("domain_b", None, "Target domain name.")
-    flags.DEFINE_string("train_a", None, "LIST, folder or glob of domain-A training volumes.")
-    flags.DEFINE_string("train_b", None, "LIST, folder or glob of domain-B training volumes (other subjects).")
-    flags.DEFINE_string("val_pairs", None, "LIST of co-registered pathA,pathB validation pairs, or DIR_A,DIR_B.")
-    flags.DEFINE_string("out", None, "Output HDF5 slice store.")
-    flags.DEFINE_integer("size", 256, "Slice size S (S x S pixels).")
-    flags.DEFINE_float("spacing_mm", 1.0, "Isotropic voxel size in mm.")
-    flags.DEFINE_string("window_a", "", "Intensity window lo,hi of domain A (default by modality).")
-    flags.DEFINE_string("window_b", "", "Intensity window lo,hi of domain B (default by modality).")
-    flags.DEFINE_string("normalise_a", "none", "Domain A normalisation: none, suv, percentile[:P] or zscore.")
-    flags.DEFINE_string("normalise_b", "none", "Domain B normalisation: none, suv, percentile[:P] or zscore.")
-    flags.DEFINE_bool("fill_nonfinite", False, "Replace NaN/Inf voxels with the background instead of refusing.")
-    flags.DEFINE_float("min_foreground", 0.05, "Drop slices whose foreground fraction is below this.")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
-    flags.DEFINE_bool("allow_shared_subjects", False, "Accept subjects shared between train A, train B and val.")
-    flags.mark_flags_as_required(["task", "domain_a", "domain_b", "train_a", "train_b", "val_pairs", "out"])
-
-
-def main(argv) -> None:
-    """Command-line entry point (flags as in the module docstring)."""
-    from absl import flags
-
-    f = flags.FLAGS
-    prepare_store(f.out, task=f.task, domain_a=f.domain_a, domain_b=f.domain_b,
-                  train_a=read_path_list(f.train_a, "train_a", _stderr_log),
-                  train_b=read_path_list(f.train_b, "train_b", _stderr_log),
-                  val_pairs=read_pair_list(f.val_pairs, "val_pairs", _stderr_log), size=f.size,
-                  spacing_mm=f.spacing_mm, window_a=parse_window(f.window_a, "window_a"),
-                  window_b=parse_window(f.window_b, "window_b"), min_foreground=f.min_foreground,
-                  normalise_a=f.normalise_a, normalise_b=f.normalise_b, fill_nonfinite=f.fill_nonfinite,
-                  overwrite=f.overwrite, allow_shared_subjects=f.allow_shared_subjects)
-
-
-if __name__ == "__main__":
-    _define_flags()
-    run_app(main, errors=(PrepareError, VolumeError, StoreError, OSError))
+if __name__ == "__main__":       # the command: cycle_medgan_tf/commands/prepare.py
+    from cycle_medgan_tf.commands.prepare import run
+    run()

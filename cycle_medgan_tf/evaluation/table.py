@@ -15,10 +15,11 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from cycle_medgan_tf import catalogue
 from cycle_medgan_tf.evaluation.metrics import METRICS
 from cycle_medgan_tf.evaluation.tissue import TISSUE_METRIC_BY_KEY
 
-MODEL_NAMES = {"unit": "UNIT", "cyclegan": "CycleGAN", "cycle_medgan": "Cycle-MedGAN"}
+MODEL_NAMES = catalogue.display_names()     # {model: display name} of the translators, in Table I order
 PAPER_DECIMALS = {"ssim": 4, "psnr": 2, "lpips": 4, "vif": 4}
 MISSING = "–"
 

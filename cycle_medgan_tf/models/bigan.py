@@ -131,6 +131,15 @@ def build_bigan(image_size, z_dim=DEFAULT_Z_DIM):
     }
 
 
+def build_bigan_networks(image_size, channels=1):
+    """:func:`build_bigan` as the model catalogue builds a family's networks (1 channel, an int image size)."""
+    if channels != 1:
+        raise ValueError(f"the BiGAN feature extractor is 1-channel, got channels={channels}")
+    if image_size is None:
+        raise ValueError("the BiGAN needs an int image_size (a power of 2 >= 32)")
+    return build_bigan(image_size)
+
+
 def image_path_weights(discriminator):
     """[kernel_1, bias_1, ..., kernel_4, bias_4] of the discriminator's image path (NumPy arrays)."""
     return [np.asarray(w) for name in FEATURE_CONV_NAMES

@@ -1,53 +1,32 @@
-"""Build every model family by name; count parameters and forward FLOPs."""
+"""Build a model family's networks by name (the families: ``catalogue.py``); count parameters and forward FLOPs."""
 
 import math
 
 import keras
 from keras import layers
 
-from baselines.unit_networks import build_unit_networks
-from cycle_medgan_tf.models.bigan import build_bigan
-from cycle_medgan_tf.models.patchgan import build_patchgan_discriminator
-from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
-
-MODEL_NAMES = ("cyclegan", "cycle_medgan", "bigan", "unit")
-
-
-def _build_cyclegan(image_size, channels):
-    return {
-        "generator_a2b": build_resnet_generator(image_size, channels, name="generator_a2b"),
-        "generator_b2a": build_resnet_generator(image_size, channels, name="generator_b2a"),
-        "discriminator_a": build_patchgan_discriminator(image_size, channels, name="discriminator_a"),
-        "discriminator_b": build_patchgan_discriminator(image_size, channels, name="discriminator_b"),
-    }
-
-
-def _build_bigan(image_size, channels):
-    if channels != 1:
-        raise ValueError(f"the BiGAN feature extractor is 1-channel, got channels={channels}")
-    if image_size is None:
-        raise ValueError("the BiGAN needs an int image_size (a power of 2 >= 32)")
-    return build_bigan(image_size)
-
-
-_BUILDERS = {
-    "cyclegan": _build_cyclegan,
-    "cycle_medgan": _build_cyclegan,  # same networks; the frozen extractor lives with the losses
-    "bigan": _build_bigan,
-    "unit": build_unit_networks,
-}
+from cycle_medgan_tf import catalogue
 
 
 def build_models(name, image_size=None, channels=1):
-    """The networks of model family ``name`` as a dict of part name -> keras.Model.
+    """The networks of model family ``name`` as a dict of part name -> keras.Model (its record's ``networks``).
 
     cyclegan / cycle_medgan: generator_a2b, generator_b2a, discriminator_a, discriminator_b;
     bigan: encoder, generator, discriminator (needs an int image_size);
     unit: encoder_a/b, shared_encoder, shared_generator, decoder_a/b, discriminator_a/b.
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
-    return _BUILDERS[name](image_size, channels)
+    return catalogue.family(name).build_networks(image_size, channels)
+
+
+def parameter_summary(name, image_size, channels=1) -> dict:
+    """``{"model": name, "parts": {part: n_params}, "total": n}``; the frozen parts a family uses but does not
+    train (Cycle-MedGAN's feature extractor) are listed too."""
+    family = catalogue.family(name)
+    nets = dict(family.build_networks(image_size, channels))
+    if family.frozen_parts:
+        nets.update(catalogue.load(family.frozen_parts)(image_size))
+    parts = {part: count_params(net) for part, net in nets.items()}
+    return {"model": name, "parts": parts, "total": sum(parts.values())}
 
 
 def count_params(model):

@@ -1,7 +1,7 @@
 """BiGAN pre-training (Donahue et al., ICLR 2017) of the feature extractor on CT slices.
 
 D(x, z) separates (x, E(x)) from (G(z), z); E and G are trained to fool it (non-saturating: labels swapped).
-Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together. Under ``tf.distribute``
+Settings: ``catalogue.BiGANSettings``. Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together. Under ``tf.distribute``
 the BatchNorm statistics are per replica, so it is not equivalent to one device (docs/DISTRIBUTED.md).
 """
 
@@ -24,7 +24,7 @@ class BiGANTrainer(Trainer):
     they were trained at (``image_size`` and the pixel spacing of the images it saw, ``pixel_spacing_mm``)."""
 
     def build(self) -> None:
-        nets = build_bigan(self.cfg.image_size, self.cfg.z_dim)
+        nets = build_bigan(self.cfg.image_size, self.cfg.settings.z_dim)
         self.encoder, self.generator, self.discriminator = nets["encoder"], nets["generator"], nets["discriminator"]
         self.eg_vars = self.encoder.trainable_variables + self.generator.trainable_variables
         self.d_vars = self.discriminator.trainable_variables
@@ -35,7 +35,7 @@ class BiGANTrainer(Trainer):
         x = tf.concat([a, b], axis=0)
         seed = self.step_seed(step, 5)
         z = self.dist.replica_random(lambda shape: tf.random.stateless_uniform(shape, seed, -1.0, 1.0),
-                                     (tf.shape(x)[0], self.cfg.z_dim))
+                                     (tf.shape(x)[0], self.cfg.settings.z_dim))
         with tf.GradientTape(persistent=True) as tape:
             z_hat = self.encoder(x, training=True)
             x_hat = self.generator(z, training=True)
@@ -56,7 +56,7 @@ class BiGANTrainer(Trainer):
     def sample_grid(self, a, b):
         """Rows: real x, G(E(x)) reconstructions, G(z) samples."""
         x = a[:4]
-        z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.z_dim), [0, 0], -1.0, 1.0)
+        z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.settings.z_dim), [0, 0], -1.0, 1.0)
         rows = [x, self.generator(self.encoder(x, training=False), training=False), self.generator(z, training=False)]
         return tf.concat([tf.concat(tf.unstack(r), axis=1) for r in rows], axis=0)[..., 0].numpy()
 
@@ -67,7 +67,7 @@ class BiGANTrainer(Trainer):
         path = os.path.join(workdir, EXTRACTOR_FILE)
         meta = dict(source="BiGAN discriminator image path", task=self.info.task, data=os.path.basename(self.info.path),
                     image_size=self.cfg.image_size, pixel_spacing_mm=self.run_pixel_spacing_mm(),
-                    store_pixel_spacing_mm=self.info.pixel_spacing_mm, z_dim=self.cfg.z_dim,
+                    store_pixel_spacing_mm=self.info.pixel_spacing_mm, z_dim=self.cfg.settings.z_dim,
                     steps=int(self.step.numpy()), seed=self.cfg.seed, batch_size=self.cfg.batch_size)
         save_extractor_weights(path, image_path_weights(self.discriminator), meta)
         return path

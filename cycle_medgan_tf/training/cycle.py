@@ -1,5 +1,5 @@
 """The CycleGAN family trainer (xhujoy/CycleGAN-tensorflow semantics); Cycle-MedGAN is the same trainer with
-its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0).
+its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0). Settings: ``catalogue.CycleSettings``.
 
 One step: both generators are updated first on
 ``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]``
@@ -17,9 +17,48 @@ import dataclasses
 import tensorflow as tf
 
 from cycle_medgan_tf import losses
-from cycle_medgan_tf.models.registry import build_models
+from cycle_medgan_tf.models.patchgan import build_patchgan_discriminator
+from cycle_medgan_tf.models.registry import forward_flops
+from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
 from cycle_medgan_tf.training.pool import HistoryPool
 from cycle_medgan_tf.training.trainer import Trainer
+
+EXTRACTOR_PART = "feature_extractor (frozen)"
+
+
+def build_cycle_networks(image_size=None, channels=1) -> dict:
+    """generator_a2b, generator_b2a (ResNet-9) and discriminator_a, discriminator_b (70x70 PatchGAN): the networks
+    of CycleGAN and Cycle-MedGAN (whose frozen extractor belongs to its losses: :func:`frozen_parts`)."""
+    return {
+        "generator_a2b": build_resnet_generator(image_size, channels, name="generator_a2b"),
+        "generator_b2a": build_resnet_generator(image_size, channels, name="generator_b2a"),
+        "discriminator_a": build_patchgan_discriminator(image_size, channels, name="discriminator_a"),
+        "discriminator_b": build_patchgan_discriminator(image_size, channels, name="discriminator_b"),
+    }
+
+
+def frozen_parts(image_size) -> dict:
+    """Cycle-MedGAN's frozen BiGAN feature extractor, as the parameter summary lists it."""
+    from cycle_medgan_tf.models.bigan import build_feature_extractor
+    return {EXTRACTOR_PART: build_feature_extractor(image_size=image_size)}
+
+
+def step_flop_calls(trainer) -> dict:
+    """The network calls of one train step: ``{kind: (calls per sample, forward FLOPs, cost multiplier)}`` (3: a
+    call with a backward pass, costed at twice its forward; 1: forward only)."""
+    cfg = trainer.cfg
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    g = forward_flops(trainer.g_ab, shape)
+    d = forward_flops(trainer.d_a, shape)
+    # generator update: 4 generator calls, 2 discriminator calls (all with gradients);
+    # discriminator update: 4 discriminator calls (real and pooled fake of each domain).
+    calls = {"generator": (4, g, 3), "discriminator": (6, d, 3)}
+    if trainer.use_features:
+        e = forward_flops(trainer.extractor, shape)
+        # the frozen extractor: forward only on the real images, forward + input gradient on reconstructions
+        calls["extractor_real"] = (2, e, 1)
+        calls["extractor_reconstructed"] = (2, e, 2)
+    return calls
 
 
 class CycleTrainer(Trainer):
@@ -27,13 +66,14 @@ class CycleTrainer(Trainer):
     and optionally the Cycle-MedGAN feature losses on a frozen feature extractor."""
 
     def build(self) -> None:
-        cfg = self.cfg
-        self.use_features = cfg.lambda_cp > 0 or cfg.lambda_cs > 0
+        cfg, settings = self.cfg, self.cfg.settings
+        self.use_features = settings.lambda_cp > 0 or settings.lambda_cs > 0
         if self.use_features:       # first: a file or scale that does not fit is refused before any network is built
             from cycle_medgan_tf.models.pretrained import build_feature_extractor, prepare_feature_extractor
             # fed at its native scale: the run's images are area-down-sampled in the graph when they are finer
-            extractor = prepare_feature_extractor(cfg.extractor or None, self.run_pixel_spacing_mm(), cfg.image_size)
-        nets = build_models("cyclegan", image_size=cfg.image_size, channels=cfg.channels)
+            extractor = prepare_feature_extractor(settings.extractor or None, self.run_pixel_spacing_mm(),
+                                                  cfg.image_size)
+        nets = build_cycle_networks(image_size=cfg.image_size, channels=cfg.channels)
         self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
         self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
         self.generator_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
@@ -41,13 +81,13 @@ class CycleTrainer(Trainer):
         self.g_opt = self.make_optimizer(self.generator_vars)
         self.d_opt = self.make_optimizer(self.discriminator_vars)
         shape = (cfg.image_size, cfg.image_size, cfg.channels)
-        self.pool_a = HistoryPool(cfg.pool_size, shape, name="pool_a")
-        self.pool_b = HistoryPool(cfg.pool_size, shape, name="pool_b")
+        self.pool_a = HistoryPool(settings.pool_size, shape, name="pool_a")
+        self.pool_b = HistoryPool(settings.pool_size, shape, name="pool_b")
         self.extractor = None
         if self.use_features:
             self.extractor = build_feature_extractor(*extractor)
-            self.perceptual_weights = [float(w) for w in cfg.perceptual_layer_weights]
-            self.style_weights = [float(w) for w in cfg.style_layer_weights]
+            self.perceptual_weights = [float(w) for w in settings.perceptual_layer_weights]
+            self.style_weights = [float(w) for w in settings.style_layer_weights]
             for name, weights in (("perceptual", self.perceptual_weights), ("style", self.style_weights)):
                 if len(weights) != len(self.extractor.outputs):
                     raise ValueError(f"{name}_layer_weights has {len(weights)} entries but the extractor has "
@@ -71,13 +111,14 @@ class CycleTrainer(Trainer):
             "g_adv_b2a": losses.lsgan_generator_loss(self.d_a(fake_a, training=True)),
             "cycle": losses.l1(a, rec_a) + losses.l1(b, rec_b),
         }
-        total = out["g_adv_a2b"] + out["g_adv_b2a"] + self.cfg.lambda_cycle * out["cycle"]
+        weights = self.cfg.settings
+        total = out["g_adv_a2b"] + out["g_adv_b2a"] + weights.lambda_cycle * out["cycle"]
         if self.use_features:
             cp_a, cs_a = self.feature_losses(a, rec_a)
             cp_b, cs_b = self.feature_losses(b, rec_b)
             out["cycle_perceptual"] = cp_a + cp_b
             out["cycle_style"] = cs_a + cs_b
-            total += self.cfg.lambda_cp * out["cycle_perceptual"] + self.cfg.lambda_cs * out["cycle_style"]
+            total += weights.lambda_cp * out["cycle_perceptual"] + weights.lambda_cs * out["cycle_style"]
         out["g_total"] = total
         return out, fake_a, fake_b
 
@@ -109,5 +150,5 @@ class CycleTrainer(Trainer):
         out = super().manifest()
         if self.extractor is not None:
             out["feature_extractor"] = dict(dataclasses.asdict(self.extractor.extractor_scale),
-                                            file=self.cfg.extractor or "shipped")
+                                            file=self.cfg.settings.extractor or "shipped")
         return out

@@ -12,12 +12,13 @@ alternating every round), medians compared. ``mixed_bfloat16`` is taken only whe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
 import time
 
-from cycle_medgan_tf.config import BF16_MIN_SPEEDUP, PRECISIONS, TrainConfig
+from cycle_medgan_tf.config import BF16_MIN_SPEEDUP, PRECISIONS, TrainConfig, current_layout
 
 PROBE_SHAPE = (1, 16, 16, 256)   # a residual-block input of the generators at 64x64: most of a CycleGAN step's FLOPs
 PROBE_MIN_ROUNDS = 3
@@ -94,13 +95,14 @@ def choose_precision(timings: dict | None, gpu: bool) -> tuple[str, str]:
 
 
 def previous_config(workdir: str) -> dict | None:
-    """The ``config.json`` of the run in ``workdir``, or None if there is none (or it is unreadable)."""
+    """The ``config.json`` of the run in ``workdir`` (in today's layout: ``config.current_layout``), or None if
+    there is none (or it is unreadable)."""
     try:
         with open(os.path.join(workdir, "config.json")) as f:
             config = json.load(f)
     except (OSError, ValueError):
         return None
-    return config if isinstance(config, dict) else None
+    return current_layout(config) if isinstance(config, dict) else None
 
 
 def _kept_from(cfg: TrainConfig, previous: dict | None, ignore_fields) -> dict | None:
@@ -110,7 +112,7 @@ def _kept_from(cfg: TrainConfig, previous: dict | None, ignore_fields) -> dict |
                                                                                              previous["precision"]):
         return None
     skip = set(ignore_fields) | set(RECORD_FIELDS)
-    current = json.loads(cfg.to_json())
+    current, previous = json.loads(cfg.to_json()), current_layout(previous)
     same = ({k: v for k, v in previous.items() if k not in skip} == {k: v for k, v in current.items() if k not in skip})
     return previous if same else None
 
@@ -130,8 +132,8 @@ def _measured(cfg: TrainConfig, timings: dict | None, gpu: bool | None) -> dict:
 
 
 def resolve_precision(cfg: TrainConfig, previous: dict | None = None, ignore_fields=(), dist=None,
-                      timings: dict | None = None, gpu: bool | None = None) -> str:
-    """Replace ``cfg.precision == "auto"`` by a policy and fill ``cfg.precision_probe``; returns a log line.
+                      timings: dict | None = None, gpu: bool | None = None) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``precision == "auto"`` replaced by a policy and ``precision_probe`` filled, and a log line.
 
     ``previous`` is the ``config.json`` of the run being resumed (its precision is kept); ``timings`` and ``gpu``
     stand in for the measurement and the device query (tests). Under a multi-worker ``dist`` with ``auto`` every
@@ -141,18 +143,18 @@ def resolve_precision(cfg: TrainConfig, previous: dict | None = None, ignore_fie
         record = kept.get("precision_probe") or {}
         if not record and cfg.precision == "auto":       # the resumed run did not measure: it keeps what it had
             record = dict(requested="auto", choice=kept["precision"], rule="kept: the resumed run started with it")
-        cfg.precision, cfg.precision_probe = kept["precision"], record
-        message = f"precision {cfg.precision} (kept from the run being resumed)"
+        precision = kept["precision"]
+        message = f"precision {precision} (kept from the run being resumed)"
     elif cfg.precision == "auto":
-        cfg.precision_probe = _measured(cfg, timings, gpu)
-        cfg.precision = cfg.precision_probe["choice"]
-        message = f"precision {cfg.precision} (auto: {cfg.precision_probe['rule']})"
+        record = _measured(cfg, timings, gpu)
+        precision = record["choice"]
+        message = f"precision {precision} (auto: {record['rule']})"
     else:
-        cfg.precision_probe = {}
-        message = f"precision {cfg.precision} (explicit)"
-    if dist is not None and dist.num_workers > 1 and cfg.precision_probe:     # every worker asked for auto
-        chief = PRECISIONS[int(dist.chief_value(PRECISIONS.index(cfg.precision)))]
-        if chief != cfg.precision:
-            cfg.precision, cfg.precision_probe = chief, dict(cfg.precision_probe, choice=chief, rule="the chief's")
+        precision, record = cfg.precision, {}
+        message = f"precision {precision} (explicit)"
+    if dist is not None and dist.num_workers > 1 and record:     # every worker asked for auto
+        chief = PRECISIONS[int(dist.chief_value(PRECISIONS.index(precision)))]
+        if chief != precision:
+            precision, record = chief, dict(record, choice=chief, rule="the chief's")
             message = f"precision {chief} (the chief worker's choice)"
-    return message
+    return dataclasses.replace(cfg, precision=precision, precision_probe=record), message

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycle_medgan_tf.atomic import atomic_write_text
-from cycle_medgan_tf.config import PAPER_EPOCH_SLICES, TrainConfig
+from cycle_medgan_tf.config import PAPER_EPOCH_SLICES, TrainConfig, current_layout
 from cycle_medgan_tf.data import pipeline
 from cycle_medgan_tf.data.store import open_store
 from cycle_medgan_tf.training.curves import learning_curves
@@ -38,7 +38,7 @@ from cycle_medgan_tf.training.distribute import Distribution, make_strategy
 from cycle_medgan_tf.training.optim import FusedAdam
 from cycle_medgan_tf.training.precision import previous_config, resolve_precision
 from cycle_medgan_tf.training.progress import Progress, format_duration
-from cycle_medgan_tf.training.schedule import ConstantThenLinearDecay
+from cycle_medgan_tf.training.schedule import make_schedule
 
 
 class TrainingError(Exception):
@@ -102,14 +102,13 @@ class Trainer:
     :meth:`export_models`; they may override :meth:`sample_grid`."""
 
     def __init__(self, cfg: TrainConfig, info: DataInfo, dist: Distribution | None = None):
-        self.cfg, self.info = cfg, info
         self.dist = dist or Distribution()
+        if cfg.precision == "auto":         # built outside run_training (benches, scripts): measure here
+            cfg = resolve_precision(cfg, dist=self.dist)[0]
+        self.cfg, self.info = cfg, info
         self.dist.check(cfg.batch_size, bool(cfg.jit))
         self.total_steps = total_steps(cfg, info)
-        self.schedule = ConstantThenLinearDecay(cfg.lr, self.total_steps,
-                                                int(round(cfg.decay_start * self.total_steps)))
-        if cfg.precision == "auto":         # built outside run_training (benches, scripts): measure here
-            resolve_precision(cfg, dist=self.dist)
+        self.schedule = make_schedule(cfg.lr_schedule, cfg.lr, self.total_steps, cfg.decay_start)
         keras.mixed_precision.set_global_policy(cfg.precision)
         keras.utils.set_random_seed(cfg.seed)
         with self.dist.scope():
@@ -147,8 +146,8 @@ class Trainer:
 
     # ---- helpers for subclasses ---------------------------------------------------------------------------
     def make_optimizer(self, variables) -> keras.optimizers.Optimizer:
-        """Adam (one fused kernel per variable, see optim.py) with the configured betas and the constant-then-linear-
-        decay schedule, built for ``variables``."""
+        """Adam (one fused kernel per variable, see optim.py) with the configured betas and learning-rate schedule,
+        built for ``variables``."""
         optimizer = FusedAdam(learning_rate=self.schedule, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
         if self.cfg.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -241,7 +240,7 @@ def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
     if os.path.exists(path):
         try:
             with open(path) as f:
-                previous = json.load(f)
+                previous = current_layout(json.load(f))
         except (OSError, ValueError):
             previous = None
         current = json.loads(cfg.to_json())
@@ -367,13 +366,12 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     ``dist`` is the distribution to train under; by default it is made from ``cfg.strategy`` here (``train_cli``
     makes it first thing in the process instead, as MultiWorkerMirroredStrategy requires). In a multi-worker run
     every worker calls this; only the chief writes the work directory."""
-    cfg.workdir = os.path.abspath(cfg.workdir)
-    cfg.data = os.path.abspath(cfg.data)
-    cfg.curve_data = os.path.abspath(cfg.curve_data) if cfg.curve_data else ""
+    cfg = dataclasses.replace(cfg, workdir=os.path.abspath(cfg.workdir), data=os.path.abspath(cfg.data),
+                              curve_data=os.path.abspath(cfg.curve_data) if cfg.curve_data else "")
     info = DataInfo.from_store(cfg.data)
     if dist is None:
         dist = Distribution(make_strategy(cfg.strategy, cfg.cpu_devices))
-    message = resolve_precision(cfg, previous_config(cfg.workdir), RUN_CONTROL_FIELDS, dist)   # resumes keep theirs
+    cfg, message = resolve_precision(cfg, previous_config(cfg.workdir), RUN_CONTROL_FIELDS, dist)  # resumes keep theirs
     if cfg.precision_probe:
         log(f"[{cfg.model}] {message}")
     curves = learning_curves(cfg, total_steps(cfg, info), dist.is_chief)   # refuses a leaking tuning store
