@@ -19,10 +19,10 @@ import tensorflow as tf
 from cycle_medgan_tf import losses
 from cycle_medgan_tf.models.registry import build_models
 from cycle_medgan_tf.training.pool import HistoryPool
-from cycle_medgan_tf.training.trainer import Trainer
+from cycle_medgan_tf.training.trainer import TranslatorTrainer
 
 
-class CycleTrainer(Trainer):
+class CycleTrainer(TranslatorTrainer):
     """Two ResNet-9 generators (A->B ``G``, B->A ``F``), two PatchGAN discriminators, LSGAN + cycle L1,
     and optionally the Cycle-MedGAN feature losses on a frozen feature extractor."""
 
