@@ -174,3 +174,16 @@ def test_atomic_path_replaces_a_directory_whole_or_not_at_all(tmp_path):
     assert os.listdir(target) == ["b"]
     atomic_write_text(tmp_path / "t.txt", "x\n")
     assert sorted(os.listdir(tmp_path)) == ["export", "t.txt"]          # no temporary left behind
+
+
+def test_the_precision_bench_reads_only_step_records_of_a_run_with_curves(tmp_path):
+    from cycle_medgan_tf.bench.precision import _final_losses
+
+    path = tmp_path / "metrics.jsonl"
+    lines = [dict(step=1, time_s=9.0, sec_per_step=9.0, lr=1e-4, g=4.0),
+             dict(kind="curve", step=2, slices=4, a2b_ssim=0.5, eval_s=3.0),
+             dict(step=2, time_s=10.0, sec_per_step=1.0, lr=1e-4, g=2.0),
+             dict(step=3, time_s=13.0, sec_per_step=3.0, lr=1e-4, g=1.0, skipped_steps=1)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    losses, sec = _final_losses(str(path), window=2, total=3)
+    assert losses == {"g": 1.5} and sec == 2.0           # median of 1.0 and 3.0; the first (tracing) is left out
