@@ -54,7 +54,7 @@ class PeakConvolution:
     kernel gradient), timed two ways:
 
     * :meth:`sequential`: the three kernels one after another, each given the whole machine -- the convolution
-      throughput a chain of dependent layers can count on (SPEC section 6 quotes 160-190 GFLOP/s for it);
+      throughput a chain of dependent layers can count on (benchmarks/RESULTS.md: about 160-190 GFLOP/s);
     * :meth:`concurrent`: forward, then both backward kernels in one graph, which TensorFlow may run side by side
       (on 2 cores this is faster than either kernel alone) -- the best a single convolution gets.
     """
@@ -104,7 +104,7 @@ class PeakConvolution:
 def step_flops(trainer) -> dict:
     """FLOPs of one train step from the networks' layers: 2 x multiply-adds of every convolution and dense layer
     per forward call, and a backward pass costed at 2 x its forward for every call a gradient flows through
-    (the convention of SPEC section 6). Returns ``{"total": ..., "per_sample_forward": {call kind: FLOPs}}``."""
+    (the convention of benchmarks/RESULTS.md). Returns ``{"total": ..., "per_sample_forward": {call kind: FLOPs}}``."""
     from cycle_medgan_tf.models.registry import forward_flops
 
     cfg = trainer.cfg
