@@ -171,16 +171,17 @@ def run_dir(out: str, model: str, seed: int) -> str:
 
 def _train_all(configs: dict, seeds, data: str, out: str, overwrite: bool, stages: dict) -> dict[str, list[str]]:
     """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
+    from cycle_medgan_tf.data.store import check_store
     from cycle_medgan_tf.train import trainer_class
     from cycle_medgan_tf.training.trainer import run_training
 
-    runs: dict[str, list[str]] = {}
+    checked, runs = check_store(data), {}      # validated once for all the job's trainings
     for model, base in configs.items():
         for seed in seeds:
             t = time.monotonic()
             cfg = dataclasses.replace(base, data=data, workdir=run_dir(out, model, seed), seed=seed)
             _log(f"[job] {model} seed {seed}")
-            result = run_training(trainer_class(model), cfg, overwrite=overwrite, log=_log)
+            result = run_training(trainer_class(model), cfg, overwrite=overwrite, log=_log, data=checked)
             if result["status"] != "completed":
                 raise KeyboardInterrupt(f"{model} seed {seed} training {result['status']} at step {result['step']}")
             runs.setdefault(model, []).append(cfg.workdir)
