@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cycle_medgan_tf.atomic import atomic_write_text
+from cycle_medgan_tf.atomic import atomic_path, atomic_write_text
 from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
 from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.evaluation import report
@@ -244,9 +244,8 @@ def _evaluate_seeds(val: ValidationData, runs: Mapping[str, list[str]], out: str
 
 
 def _copy_file(src: str, dst: str) -> None:
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _remove_stale_seed_folders(out: str, labels: Sequence[str]) -> None:

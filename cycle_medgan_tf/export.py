@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
+
+from cycle_medgan_tf.atomic import atomic_path
 
 EXPORT_FORMAT = "cycle-medgan-export"
 EXPORT_VERSION = 1
@@ -42,22 +43,14 @@ def export_translators(run_dir, models: dict, manifest: dict) -> str:
     import tensorflow as tf
 
     target = export_dir(run_dir)
-    tmp = target + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     size, channels = int(manifest["image_size"]), int(manifest.get("channels", 1))
-    for direction, model in models.items():
-        spec = tf.TensorSpec((None, size, size, channels), tf.float32, name="images")
-        model.export(os.path.join(tmp, direction), format="tf_saved_model", verbose=False, input_signature=[spec])
     full = dict(manifest, format=EXPORT_FORMAT, version=EXPORT_VERSION, directions=sorted(models))
-    with open(os.path.join(tmp, "manifest.json"), "w") as f:
-        json.dump(full, f, indent=2)
-    old = target + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(target):
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_path(target, directory=True) as tmp:
+        for direction, model in models.items():
+            spec = tf.TensorSpec((None, size, size, channels), tf.float32, name="images")
+            model.export(os.path.join(tmp, direction), format="tf_saved_model", verbose=False, input_signature=[spec])
+        with open(os.path.join(tmp, "manifest.json"), "w") as f:
+            json.dump(full, f, indent=2)
     return target
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.data import volumes
 from cycle_medgan_tf.data.intensity import IntensityReport, check_intensity, intensity_report
 from cycle_medgan_tf.data.normalise import (IDENTITY, LoadedVolume, from_record, head_mask, normalise_volume,
@@ -216,10 +217,7 @@ def write_sidecar(record: dict, output_path, overwrite: bool = False) -> str:
     path = sidecar_path(output_path)
     if os.path.exists(path) and not overwrite:
         raise TranslateError(f"{path} already exists (use --overwrite to replace it)")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2))
     return path
 
 

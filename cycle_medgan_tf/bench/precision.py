@@ -39,8 +39,17 @@ def define_flags() -> None:
                          "runs that differ only in their seed end apart is the yardstick for the precisions' gap.")
 
 
+def step_records(metrics_path: str) -> list[dict]:
+    """The training-step records of ``metrics.jsonl`` (its learning-curve lines, ``"kind": "curve"``, left out)."""
+    with open(metrics_path) as f:
+        records = [json.loads(line) for line in f]
+    return [r for r in records if "kind" not in r]
+
+
 def _final_losses(metrics_path: str, window: int, total: int) -> tuple[dict, float]:
-    records = [json.loads(line) for line in open(metrics_path)]
+    """Each loss averaged over the records of the last ``window`` steps, and the median ``sec_per_step`` of all
+    records but the first (it holds the tracing)."""
+    records = step_records(metrics_path)
     tail = [r for r in records if r["step"] > total - window]
     skip = {"step", "time_s", "sec_per_step", "lr", "skipped_steps"}
     keys = [k for k in tail[-1] if k not in skip]

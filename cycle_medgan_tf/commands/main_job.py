@@ -173,15 +173,16 @@ def _train_all(models, profile: str, overrides: dict, seeds, out: str, overwrite
                stages: dict) -> dict[str, list[str]]:
     """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
     from cycle_medgan_tf.config import resolve_config
+    from cycle_medgan_tf.data.store import check_store
     from cycle_medgan_tf.training.trainer import run_training
 
-    runs: dict[str, list[str]] = {}
+    checked, runs = check_store(overrides["data"]), {}      # validated once for all the job's trainings
     for model in models:
         for seed in seeds:
             t = time.monotonic()
             cfg = resolve_config(model, profile, dict(overrides, workdir=run_dir(out, model, seed), seed=seed))
             _log(f"[job] {model} seed {seed}")
-            result = run_training(catalogue.trainer_class(model), cfg, overwrite=overwrite, log=_log)
+            result = run_training(catalogue.trainer_class(model), cfg, overwrite=overwrite, log=_log, data=checked)
             if result["status"] != "completed":
                 raise KeyboardInterrupt(f"{model} seed {seed} training {result['status']} at step {result['step']}")
             runs.setdefault(model, []).append(cfg.workdir)

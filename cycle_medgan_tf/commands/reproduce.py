@@ -15,7 +15,7 @@ import time
 
 from absl import flags
 
-from cycle_medgan_tf.atomic import atomic_write_text
+from cycle_medgan_tf.atomic import atomic_path, atomic_write_text
 from cycle_medgan_tf.cli import fail, run_app
 from cycle_medgan_tf.commands.main_job import (MODEL_ORDER, TASKS, choose_profile, define_seeds_flag, parse_seeds,
                                                run_job, user_errors)
@@ -65,9 +65,8 @@ def stack_figures(paths: list[str], out: str) -> None:
     images = [mpimg.imread(p) for p in paths]
     width = max(i.shape[1] for i in images)
     padded = [np.pad(i, ((0, 0), (0, width - i.shape[1]), (0, 0)), constant_values=1.0) for i in images]
-    tmp = out + ".tmp.png"
-    mpimg.imsave(tmp, np.concatenate(padded, axis=0))
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".png") as tmp:
+        mpimg.imsave(tmp, np.concatenate(padded, axis=0))
 
 
 def main(argv):

@@ -32,7 +32,7 @@ def train_cli() -> None:
     choice is bigan)."""
     from absl import logging
 
-    from cycle_medgan_tf.data.validate import validate_store
+    from cycle_medgan_tf.data.store import StoreError, check_store
 
     logging.set_verbosity(logging.WARNING)
     cfg = config_from_flags()
@@ -45,9 +45,10 @@ def train_cli() -> None:
     import tensorflow as tf
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
-    problems = validate_store(cfg.data)
-    if problems:
-        fail(f"{cfg.data}: " + "; ".join(problems))
+    try:
+        data = check_store(cfg.data)            # the run's one validation of its store, handed down
+    except StoreError as exc:
+        fail(str(exc))
 
     from cycle_medgan_tf.models.pretrained import WeightsError
     from cycle_medgan_tf.training.trainer import TrainingError, run_training
@@ -55,7 +56,7 @@ def train_cli() -> None:
     try:
         summary = run_training(catalogue.trainer_class(cfg.model), cfg, overwrite=FLAGS.overwrite,
                                log=lambda m: print(m, file=sys.stderr, flush=True),
-                               max_new_steps=FLAGS.max_steps_this_run, dist=dist)
+                               max_new_steps=FLAGS.max_steps_this_run, dist=dist, data=data)
     except (TrainingError, WeightsError, ValueError) as exc:
         fail(str(exc), code=3 if "non-finite" in str(exc) else 2)
     except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,

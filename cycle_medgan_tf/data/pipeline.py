@@ -7,7 +7,8 @@ augmentation draws come from stateless random ops, so a run resumed at step ``k`
 uninterrupted run would have seen.
 
 Stores that fit in memory (``memory_limit_bytes``) are loaded once; larger ones are streamed slice by slice
-from HDF5.
+from HDF5. The store must have been checked by the caller (``data.store.check_store`` or ``validate_store``, once
+per run at its entry point); the pipeline does not validate it again.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class DomainSource:
 
 
 def _domain_source(path: str, split: str, domain: str, memory_limit_bytes: int) -> DomainSource:
-    with open_store(path) as store:
+    with open_store(path, validate=False) as store:
         images = store.train_images(domain) if split == "train" else store.val_images(domain)
         window = store.window(domain)
         nbytes = images.size * 4
@@ -124,7 +125,7 @@ def train_dataset(path, image_size: int, batch_size: int, seed: int = 0, start_s
 
 def val_arrays(path, image_size: int | None = None, max_slices: int | None = None):
     """Paired validation set as NumPy: ``(a, b, subjects)`` with a, b (M, S, S, 1) in [-1, 1]."""
-    with open_store(path) as store:
+    with open_store(path, validate=False) as store:
         m = len(store.val_images("A")) if max_slices is None else min(max_slices, len(store.val_images("A")))
         a = to_model_range(store.val_images("A")[:m], store.window_a)
         b = to_model_range(store.val_images("B")[:m], store.window_b)

@@ -1,17 +1,6 @@
-"""HDF5 slice store, format version 1 (layout in the README, "Data format").
-
-Layout::
-
-    file attrs:  format = "cycle-medgan-slices", version = 1, task, domain_a, domain_b, pixel_spacing_mm
-    /train/A/images    (Na, H, W) float32     source domain, physical units
-    /train/A/subjects  (Na,) utf-8 strings
-    /train/B/images    (Nb, H, W) float32     target domain
-    /train/B/subjects  (Nb,)
-    /val/A/images      (M, H, W)  float32     row i of val/A and val/B is the same slice (paired)
-    /val/B/images      (M, H, W)
-    /val/subjects      (M,)
-    group attrs on /train/A, /train/B: window = [lo, hi]
-                                       normalisation = JSON {"method": ...} (optional; missing: "none")
+"""HDF5 slice store, format version 1 (layout in data/format.py and the README, "Data format"): writing, opening,
+and :func:`check_store`, the one validation of a run's input, whose :class:`StoreInfo` internal readers are handed
+instead of validating again.
 
 Images stay in physical units on disk (or in the domain's normalised units, see data/normalise.py);
 ``to_model_range`` maps a domain's window linearly to [-1, 1].
@@ -22,15 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
 
-FORMAT_NAME = "cycle-medgan-slices"
-FORMAT_VERSION = 1
-DOMAINS = ("A", "B")
+from cycle_medgan_tf.atomic import atomic_path
+from cycle_medgan_tf.data import checks
+from cycle_medgan_tf.data.format import DOMAINS, FORMAT_NAME, FORMAT_VERSION  # noqa: F401  (importable from here)
+
 _STR_DTYPE = h5py.string_dtype("utf-8")
 
 
@@ -116,8 +106,7 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["version"] = FORMAT_VERSION
@@ -137,10 +126,6 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
                 f[f"train/{domain}"].attrs["window"] = np.array(windows[domain], dtype=np.float64)
                 if normalisations[domain] is not None:
                     f[f"train/{domain}"].attrs["normalisation"] = json.dumps(normalisations[domain], sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -236,8 +221,7 @@ def open_store(path, validate: bool = True) -> Iterator[SliceStore]:
     listing every problem is raised if it is not a valid format-v1 store."""
     path = os.fspath(path)
     if validate:
-        from cycle_medgan_tf.data.validate import validate_store
-        problems = validate_store(path)
+        problems = checks.validate_store(path)
         if problems:
             raise StoreError(f"{path} is not a valid slice store: " + "; ".join(problems))
     try:
@@ -248,3 +232,42 @@ def open_store(path, validate: bool = True) -> Iterator[SliceStore]:
         yield SliceStore(file=f, path=path)
     finally:
         f.close()
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a run needs to know about its store, read once when the store was checked (:func:`check_store`)."""
+
+    path: str
+    task: str
+    domain_a: str
+    domain_b: str
+    window_a: tuple
+    window_b: tuple
+    pixel_spacing_mm: float
+    store_size: int
+    n_train_a: int
+    n_train_b: int
+    normalisation_a: dict = field(default_factory=dict)     # {} (old stores): "none"
+    normalisation_b: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_store(cls, path) -> "StoreInfo":
+        """:func:`check_store` (kept for callers of the older name)."""
+        return check_store(path)
+
+
+def check_store(path) -> StoreInfo:
+    """Validate the store at ``path`` (every problem in one :class:`StoreError`, ``"PATH: problem; problem"``) and
+    return its :class:`StoreInfo`. Called once by the entry point of a run; its readers then open the store with
+    ``validate=False``."""
+    path = os.fspath(path)
+    problems = checks.validate_store(path)
+    if problems:
+        raise StoreError(f"{path}: " + "; ".join(problems))
+    with open_store(path, validate=False) as store:
+        return StoreInfo(path=os.path.abspath(path), task=store.task, domain_a=store.domain_a,
+                         domain_b=store.domain_b, window_a=store.window_a, window_b=store.window_b,
+                         pixel_spacing_mm=store.pixel_spacing_mm, store_size=store.image_size,
+                         n_train_a=len(store.train_images("A")), n_train_b=len(store.train_images("B")),
+                         normalisation_a=store.normalisation("A"), normalisation_b=store.normalisation("B"))

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from cycle_medgan_tf.atomic import atomic_path, atomic_write_text
 from cycle_medgan_tf.weights import WeightsError, checkpoints_dir, sha256_file, verified_npz  # noqa: F401
 
 SHIPPED_EXTRACTOR = "bigan_ct_extractor.npz"
@@ -50,12 +51,10 @@ def save_extractor_weights(path: str, weights: list, meta: dict) -> str:
     """Write image-path weights and metadata atomically with a ``.sha256`` file beside; returns the SHA-256."""
     arrays = {f"w{i}": np.asarray(w, dtype=np.float32) for i, w in enumerate(weights)}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
     digest = sha256_file(path)
-    with open(path + ".sha256", "w") as f:
-        f.write(f"{digest}  {os.path.basename(path)}\n")
+    atomic_write_text(path + ".sha256", f"{digest}  {os.path.basename(path)}\n")
     return digest
 
 

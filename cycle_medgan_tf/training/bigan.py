@@ -14,12 +14,12 @@ import tensorflow as tf
 from cycle_medgan_tf import losses
 from cycle_medgan_tf.models.bigan import build_bigan, image_path_weights
 from cycle_medgan_tf.models.pretrained import save_extractor_weights
-from cycle_medgan_tf.training.trainer import Trainer
+from cycle_medgan_tf.training.trainer import RepresentationTrainer
 
 EXTRACTOR_FILE = "feature_extractor.npz"
 
 
-class BiGANTrainer(Trainer):
+class BiGANTrainer(RepresentationTrainer):
     """Encoder, generator and joint discriminator; exports the discriminator's image-path weights with the scale
     they were trained at (``image_size`` and the pixel spacing of the images it saw, ``pixel_spacing_mm``)."""
 
@@ -59,9 +59,6 @@ class BiGANTrainer(Trainer):
         z = tf.random.stateless_uniform((tf.shape(x)[0], self.cfg.settings.z_dim), [0, 0], -1.0, 1.0)
         rows = [x, self.generator(self.encoder(x, training=False), training=False), self.generator(z, training=False)]
         return tf.concat([tf.concat(tf.unstack(r), axis=1) for r in rows], axis=0)[..., 0].numpy()
-
-    def export_models(self) -> dict:
-        return {}
 
     def export(self, workdir: str) -> str:
         path = os.path.join(workdir, EXTRACTOR_FILE)

@@ -102,8 +102,8 @@ def check_curve_store(curve_path: str, train_path: str) -> None:
         raise CurveStoreError(f"--curve_data {curve_path} is the training store itself; learning curves need a tuning "
                               "store of other subjects (e.g. make_default with another --seed), never the store "
                               "Table I reports on")
-    try:
-        with open_store(curve_path) as curve, open_store(train_path) as train:
+    try:    # the training store was checked by the run's entry point; the tuning store is checked here, once
+        with open_store(curve_path) as curve, open_store(train_path, validate=False) as train:
             problems, shared = _mismatches(curve, train), _shared_subjects(curve, train)
     except StoreError as exc:
         raise CurveStoreError(f"--curve_data: {' '.join(str(exc).split())}") from None

@@ -21,7 +21,7 @@ from cycle_medgan_tf.models.patchgan import build_patchgan_discriminator
 from cycle_medgan_tf.models.registry import forward_flops
 from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
 from cycle_medgan_tf.training.pool import HistoryPool
-from cycle_medgan_tf.training.trainer import Trainer
+from cycle_medgan_tf.training.trainer import TranslatorTrainer
 
 EXTRACTOR_PART = "feature_extractor (frozen)"
 
@@ -61,7 +61,7 @@ def step_flop_calls(trainer) -> dict:
     return calls
 
 
-class CycleTrainer(Trainer):
+class CycleTrainer(TranslatorTrainer):
     """Two ResNet-9 generators (A->B ``G``, B->A ``F``), two PatchGAN discriminators, LSGAN + cycle L1,
     and optionally the Cycle-MedGAN feature losses on a frozen feature extractor."""
 

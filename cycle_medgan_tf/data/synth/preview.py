@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cycle_medgan_tf.atomic import atomic_save_figure
 from cycle_medgan_tf.data.store import open_store
 
 CT_BONE = (-500.0, 1500.0)
@@ -69,6 +70,6 @@ def save_preview(store_path, png_path, n_rows: int = 4) -> str:
         axes[i, 0].set_ylabel(label, fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    atomic_save_figure(fig, png_path, dpi=100)
     plt.close(fig)
     return str(png_path)
