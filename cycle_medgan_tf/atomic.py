@@ -43,9 +43,10 @@ def _replace(tmp: str, path: str) -> None:
 @contextlib.contextmanager
 def atomic_path(path, *, directory: bool = False, suffix: str = "") -> Iterator[str]:
     """Yield a temporary sibling of ``path`` to write to: a file name (nothing there yet), or with ``directory`` an
-    empty directory made for it (the parent must exist). When the block ends normally it is renamed onto ``path`` (replacing a file or directory there); when it raises,
-    it is removed and ``path`` is left as it was. ``suffix`` ends the temporary name, for writers that choose the
-    format from it (``.nii.gz``, ``.png``, ``.npz``)."""
+    empty directory made for it (the parent must exist). When the block ends normally it is renamed onto ``path``
+    (replacing a file or directory there); when it raises, it is removed and ``path`` is left as it was.
+    ``suffix`` ends the temporary name, for writers that choose the format from it (``.nii.gz``, ``.png``,
+    ``.npz``)."""
     path = os.path.abspath(os.fspath(path))
     tmp = _sibling(path, "tmp", suffix)
     if directory:

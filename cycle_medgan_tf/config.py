@@ -24,7 +24,8 @@ BF16_MIN_SPEEDUP = 1.2          # auto takes mixed_bfloat16 only when its probe 
 STRATEGIES = ("default", "mirrored", "multi_worker")    # see cycle_medgan_tf/training/distribute.py
 EPOCH_BASES = ("store", "paper")
 # Training slices per domain in the paper's cohorts (Armanious et al. 2019): an epoch of the `paper` profile,
-# whatever store it is given, so its step count is the paper's (50 epochs of 30 and 15 batches of 64: 1,500 and 750 steps).
+# whatever store it is given, so its step count is the paper's (50 epochs of 30 and 15 batches of 64: 1,500 and 750
+# steps).
 PAPER_EPOCH_SLICES = {"pet_ct": 1935, "mr_motion": 980}
 CURVE_POINTS = 8                  # learning-curve points per run when curve_every is 0 (the last step is one)
 
@@ -148,7 +149,7 @@ MODEL_DEFAULTS: dict[str, dict] = {f.name: dict(f.defaults) for f in catalogue.F
 PROFILES: dict[str, dict] = {
     # Tests: tiny and fast, but every code path.
     "smoke": dict(image_size=64, batch_size=1, steps=4, log_every=1, image_every=2, checkpoint_every=2,
-                  keep_checkpoints=2, precision="float32", curve_every=2),   # float32: the same numbers on every machine
+                  keep_checkpoints=2, precision="float32", curve_every=2),   # float32: same numbers on every machine
     # CPU demo: 64x64, a step budget sized so the three-model job takes about 30 minutes on 2 cores
     # (measured at 64x64: UNIT about 1.2 s/step, CycleGAN and Cycle-MedGAN less).
     "quick": dict(image_size=64, batch_size=1, steps=600, log_every=25, image_every=150, checkpoint_every=100),
@@ -182,7 +183,8 @@ def check_config(cfg: TrainConfig) -> None:
         if not cond:
             raise ValueError(message)
 
-    need(cfg.image_size >= 16 and cfg.image_size % 4 == 0, f"image_size must be a multiple of 4 and >= 16, got {cfg.image_size}")
+    need(cfg.image_size >= 16 and cfg.image_size % 4 == 0,
+         f"image_size must be a multiple of 4 and >= 16, got {cfg.image_size}")
     need(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
     need(cfg.steps >= 0 and cfg.epochs >= 0 and (cfg.steps > 0 or cfg.epochs > 0), "give --steps > 0 or --epochs > 0")
     need(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")

@@ -50,7 +50,8 @@ def measure(trainer: CycleTrainer, a, b) -> dict:
         fake_a = trainer.g_ba(b, training=True)
         rec_b = trainer.g_ab(fake_a, training=True)
         terms = {
-            "adversarial": losses.lsgan_generator_loss(trainer.d_b(fake_b)) + losses.lsgan_generator_loss(trainer.d_a(fake_a)),
+            "adversarial": (losses.lsgan_generator_loss(trainer.d_b(fake_b))
+                            + losses.lsgan_generator_loss(trainer.d_a(fake_a))),
             "cycle_x10": 10.0 * (losses.l1(a, rec_a) + losses.l1(b, rec_b)),
         }
         fa = [tf.stop_gradient(f) for f in trainer.extractor(a)]

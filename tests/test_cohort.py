@@ -139,7 +139,8 @@ def test_mr_motion_identity_is_in_the_target_range():
 
 def test_cohorts_have_the_papers_sizes_and_enough_validation_subjects():
     quick = cohort("pet_ct", "quick")
-    assert len(split_subjects(quick.subjects)["val"]) >= 8 and len(split_subjects(cohort("mr_motion", "quick").subjects)["val"]) >= 8
+    assert len(split_subjects(quick.subjects)["val"]) >= 8
+    assert len(split_subjects(cohort("mr_motion", "quick").subjects)["val"]) >= 8
     pet = cohort("pet_ct", "paper")
     split = split_subjects(pet.subjects)
     train = (len(split["A"]) + len(split["B"])) * pet.slices

@@ -42,7 +42,8 @@ def write_tuning_store(path, size: int = 64, seed: int = 10, train_a_ids=("t-a0"
         path, task="pet_ct", domain_a="PET", domain_b=domain_b, pixel_spacing_mm=256 / size,
         train_a=phantom_slices(len(train_a_ids), size, "PET", seed), train_a_subjects=list(train_a_ids),
         train_b=phantom_slices(len(train_b_ids), size, "CT", seed + 1), train_b_subjects=list(train_b_ids),
-        val_a=phantom_slices(len(val_ids), size, "PET", seed + 2), val_b=phantom_slices(len(val_ids), size, "CT", seed + 2),
+        val_a=phantom_slices(len(val_ids), size, "PET", seed + 2),
+        val_b=phantom_slices(len(val_ids), size, "CT", seed + 2),
         val_subjects=list(val_ids), window_a=(0.0, 4.0), window_b=(-1000.0, 2000.0), overwrite=True)
 
 

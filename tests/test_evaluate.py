@@ -294,7 +294,8 @@ BAD_CASES = {
                                                          f"{s['runs']['other_size']}", f"--out={o}"],
 }
 EXPECTED_WORDS = {"missing store": "not found", "not a store": "not an HDF5", "missing run": "does not exist",
-                  "other task": "task", "other size": "image size", "wrong model": "holds a 'unit'", "other normalisation": "normalised by 'zscore'",
+                  "other task": "task", "other size": "image size", "wrong model": "holds a 'unit'",
+                  "other normalisation": "normalised by 'zscore'",
                   "unknown model": "pix2pix", "bad direction": "a2b or b2a", "bad degradation": "jpeg",
                   "nothing to do": "nothing to evaluate", "unknown flag": "colour", "bad integer": "max_slices",
                   "no data flag": "--data", "run twice": "given twice", "empty run": "NAME=RUN_DIR",

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from cycle_medgan_tf import Translator
 from cycle_medgan_tf.config import resolve_config
-from cycle_medgan_tf.data import suv, volumes
+from cycle_medgan_tf.data import volumes
 from cycle_medgan_tf.data.intensity import IntensityError
 from cycle_medgan_tf.data.prepare import prepare_store
 from cycle_medgan_tf.data.volumes import Volume

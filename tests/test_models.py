@@ -82,9 +82,9 @@ def test_unit_parameter_counts(unit):
 def test_generator_has_no_biases_and_unit_convs_do(cyclegan, unit):
     conv_types = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
     for model in (cyclegan["generator_a2b"], cyclegan["discriminator_a"]):
-        assert not any(l.use_bias for l in model.layers if isinstance(l, conv_types))
+        assert not any(layer.use_bias for layer in model.layers if isinstance(layer, conv_types))
     for model in unit.values():
-        assert all(l.use_bias for l in model.layers if isinstance(l, conv_types))
+        assert all(layer.use_bias for layer in model.layers if isinstance(layer, conv_types))
 
 
 # --- shapes -----------------------------------------------------------------------------

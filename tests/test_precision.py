@@ -16,6 +16,10 @@ from cycle_medgan_tf.training.trainer import RUN_CONTROL_FIELDS, run_training
 from tests.conftest import run_module
 
 
+SLOW_BF16 = dict(float32_ms=30.0, bfloat16_ms=90.0)     # probe timings that rule bfloat16 out
+FAST_BF16 = dict(float32_ms=30.0, bfloat16_ms=10.0)     # ... and in
+
+
 def _cfg(store="/data.h5", workdir="/run", **overrides):
     return resolve_config("cyclegan", "smoke", dict(data=store, workdir=str(workdir), **overrides))
 
@@ -59,18 +63,17 @@ def test_a_resume_keeps_its_precision_and_a_changed_run_measures_again(monkeypat
     previous = json.loads(first.to_json())
     monkeypatch.setattr(precision, "time_probe", lambda *a: pytest.fail("a resume was measured again"))
     again = _cfg(precision="auto", strategy="mirrored")          # run control may change on a resume
-    again, _ = resolve_precision(again, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0), gpu=False)
+    again, _ = resolve_precision(again, previous, RUN_CONTROL_FIELDS, timings=SLOW_BF16, gpu=False)
     assert again.precision == "mixed_bfloat16" and again.precision_probe == first.precision_probe
     explicit = _cfg(precision="mixed_bfloat16")                   # the same policy named explicitly: same record
     explicit, _ = resolve_precision(explicit, previous, RUN_CONTROL_FIELDS, gpu=False)
     assert explicit.precision_probe == first.precision_probe
     changed = _cfg(precision="auto", steps=5)                    # not a resume: measured afresh
-    changed, _ = resolve_precision(changed, previous, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=90.0),
-                      gpu=False)
+    changed, _ = resolve_precision(changed, previous, RUN_CONTROL_FIELDS, timings=SLOW_BF16, gpu=False)
     assert changed.precision == "float32"
     older = {k: v for k, v in json.loads(_cfg(precision="float32").to_json()).items() if k != "precision_probe"}
     kept = _cfg(precision="auto")                                # a run from before auto existed keeps its float32
-    kept, _ = resolve_precision(kept, older, RUN_CONTROL_FIELDS, timings=dict(float32_ms=30.0, bfloat16_ms=10.0), gpu=False)
+    kept, _ = resolve_precision(kept, older, RUN_CONTROL_FIELDS, timings=FAST_BF16, gpu=False)
     assert kept.precision == "float32" and kept.precision_probe["rule"].startswith("kept")
 
 

@@ -325,7 +325,8 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous_one(phantom_sto
     data = ckpt / "ckpt-3.data-00000-of-00001"
     shutil.copy(ckpt / "ckpt-3.index", ckpt / "orig-3.index")
     os.replace(data, ckpt / "orig-3.data-00000-of-00001")
-    data.write_bytes((ckpt / "orig-3.data-00000-of-00001").read_bytes()[: os.path.getsize(ckpt / "orig-3.data-00000-of-00001") // 2])
+    shard = ckpt / "orig-3.data-00000-of-00001"
+    data.write_bytes(shard.read_bytes()[: os.path.getsize(shard) // 2])
     (ckpt / "ckpt-4.index").write_bytes(b"\x00" * 100)
     os.makedirs(ckpt / "ckpt-4_temp")
     (ckpt / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\x01" * 64)
@@ -351,7 +352,8 @@ def test_damaged_checkpoint_state_file_still_resumes(phantom_store, tmp_path):
     log = Log()
     summary = run_training(TinyTrainer, cfg(), log=log, max_new_steps=1)
     assert summary["start_step"] == 3 and summary["step"] == 4
-    assert any("is unreadable" in line for line in log) and (tmp_path / "checkpoints" / "checkpoint.unreadable").exists()
+    assert any("is unreadable" in line for line in log)
+    assert (tmp_path / "checkpoints" / "checkpoint.unreadable").exists()
 
 
 def test_no_restorable_checkpoint_is_refused_and_nothing_is_deleted(phantom_store, tmp_path):

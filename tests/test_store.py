@@ -72,15 +72,21 @@ def _break(path, action):
         action(f)
 
 
+def _replace(f, name, data):
+    """Replace dataset ``name`` of an open store with ``data``."""
+    del f[name]
+    f.create_dataset(name, data=data)
+
+
 BROKEN_CASES = {
     "missing dataset /train/B/images": lambda f: f.__delitem__("train/B/images"),
-    "has rank 2": lambda f: (f.__delitem__("val/A/images"), f.create_dataset("val/A/images", data=np.zeros((4, 64), "f4"))),
+    "has rank 2": lambda f: _replace(f, "val/A/images", np.zeros((4, 64), "f4")),
     "expected floating point": lambda f: (f.__delitem__("train/A/images"),
                                           f.create_dataset("train/A/images", data=np.zeros((8, 64, 64), "i2"))),
     "NaN/Inf": lambda f: f["train/A/images"].__setitem__((0, 0, 0), np.inf),
-    "differ in shape": lambda f: (f.__delitem__("val/B/images"), f.create_dataset("val/B/images", data=np.zeros((3, 64, 64), "f4"))),
-    "is empty": lambda f: (f.__delitem__("train/B/images"), f.create_dataset("train/B/images", data=np.zeros((0, 64, 64), "f4"))),
-    "entries but the images have": lambda f: (f.__delitem__("val/subjects"), f.create_dataset("val/subjects", data=np.array([b"x"]))),
+    "differ in shape": lambda f: _replace(f, "val/B/images", np.zeros((3, 64, 64), "f4")),
+    "is empty": lambda f: _replace(f, "train/B/images", np.zeros((0, 64, 64), "f4")),
+    "entries but the images have": lambda f: _replace(f, "val/subjects", np.array([b"x"])),
     "missing attribute 'window'": lambda f: f["train/A"].attrs.__delitem__("window"),
     "missing file attribute 'task'": lambda f: f.attrs.__delitem__("task"),
     "unsupported format version": lambda f: f.attrs.__setitem__("version", 7),
@@ -114,6 +120,7 @@ def test_validate_cli_exit_codes_and_messages(tmp_path, phantom_store):
     bad = run_module("cycle_medgan_tf.data.validate", str(path))
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert any("missing dataset /train/B/images" in l for l in lines) and any("'window'" in l for l in lines)
+    assert any("missing dataset /train/B/images" in line for line in lines)
+    assert any("'window'" in line for line in lines)
     missing = run_module("cycle_medgan_tf.data.validate", str(tmp_path / "absent.h5"))
     assert missing.returncode == 2 and "file not found" in missing.stderr and "Traceback" not in missing.stderr

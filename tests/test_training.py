@@ -82,7 +82,8 @@ def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_p
     paused = run_training(trainer_class(model), _config(model, phantom_store, tmp_path / "resumed"),
                           log=lambda m: None, max_new_steps=1)
     assert paused["status"] == "paused" and paused["step"] == 1
-    resumed = run_training(trainer_class(model), _config(model, phantom_store, tmp_path / "resumed"), log=lambda m: None)
+    resumed = run_training(trainer_class(model), _config(model, phantom_store, tmp_path / "resumed"),
+                           log=lambda m: None)
     assert resumed["start_step"] == 1 and resumed["step"] == 4
 
     def final_state(run):
@@ -98,7 +99,8 @@ def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_p
 
 
 def test_different_config_on_existing_workdir_is_refused(phantom_store, tmp_path):
-    run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=1), log=lambda m: None)
+    run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=1),
+                 log=lambda m: None)
     with pytest.raises(TrainingError, match="differs in: steps"):
         run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=2),
                      log=lambda m: None)
@@ -108,7 +110,8 @@ def test_different_config_on_existing_workdir_is_refused(phantom_store, tmp_path
 
 
 def test_train_cli_errors_are_one_line_exit_2(phantom_store, tmp_path):
-    missing = run_module("cycle_medgan_tf.train", "--model=cyclegan", "--data=/nonexistent.h5", f"--workdir={tmp_path}/r")
+    missing = run_module("cycle_medgan_tf.train", "--model=cyclegan", "--data=/nonexistent.h5",
+                         f"--workdir={tmp_path}/r")
     assert missing.returncode == 2 and "file not found" in missing.stderr and "Traceback" not in missing.stderr
     bad_size = run_module("cycle_medgan_tf.train", "--model=cyclegan", f"--data={phantom_store}",
                           f"--workdir={tmp_path}/r", "--image_size=66")

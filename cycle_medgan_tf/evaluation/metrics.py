@@ -1,4 +1,5 @@
-"""Image-quality metrics of Table I: SSIM, PSNR, LPIPS and pixel-domain VIF (conventions in the README, "Evaluation conventions").
+"""Image-quality metrics of Table I: SSIM, PSNR, LPIPS and pixel-domain VIF (conventions in the README, "Evaluation
+conventions").
 
 Every metric takes the reference (target) image first and the prediction second, both in the models' range
 [-1, 1], shaped (H, W) for one image or (N, H, W) for a batch. One image gives a Python float, a batch a float64

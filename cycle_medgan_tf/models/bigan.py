@@ -1,4 +1,5 @@
-"""BiGAN (Donahue et al., ICLR 2017) for 1-channel images, and its frozen feature extractor (Cycle-MedGAN's pre-trained feature extractor).
+"""BiGAN (Donahue et al., ICLR 2017) for 1-channel images, and its frozen feature extractor (Cycle-MedGAN's
+pre-trained feature extractor).
 
 The joint discriminator D([x, z]) has three parts:
 

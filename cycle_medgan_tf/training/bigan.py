@@ -1,7 +1,8 @@
 """BiGAN pre-training (Donahue et al., ICLR 2017) of the feature extractor on CT slices.
 
 D(x, z) separates (x, E(x)) from (G(z), z); E and G are trained to fool it (non-saturating: labels swapped).
-Settings: ``catalogue.BiGANSettings``. Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B batches together. Under ``tf.distribute``
+Settings: ``catalogue.BiGANSettings``. Both domains of the ``bigan_ct`` store are CT, so a step uses the A and B
+batches together. Under ``tf.distribute``
 the BatchNorm statistics are per replica, so it is not equivalent to one device (docs/DISTRIBUTED.md).
 """
 

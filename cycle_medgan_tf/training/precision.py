@@ -6,7 +6,8 @@ another that reports it too 1.6x slower), so at the start of a run a representat
 1; what is compared is the kernels' relative speed, and a larger shape would cost seconds on a CPU whose bfloat16 is
 emulated), forward and both backward kernels in one graph, in float32 and in bfloat16, interleaved (the order
 alternating every round), medians compared. ``mixed_bfloat16`` is taken only when it is at least
-``BF16_MIN_SPEEDUP`` (config.py) times faster; with a GPU the rule is float32 without a probe. The record (both medians, the ratio, the rule, the choice) is kept in
+``BF16_MIN_SPEEDUP`` (config.py) times faster; with a GPU the rule is float32 without a probe. The record (both
+medians, the ratio, the rule, the choice) is kept in
 ``config.json`` as ``precision_probe``; a resumed run keeps the precision it started with and is never re-measured.
 """
 

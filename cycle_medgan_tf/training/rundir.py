@@ -58,7 +58,8 @@ def prepare_workdir(cfg: TrainConfig, overwrite: bool) -> None:
                                     "use another --workdir or --overwrite to start afresh")
             shutil.rmtree(cfg.workdir)
     elif os.path.isdir(cfg.workdir) and os.listdir(cfg.workdir) and not overwrite:
-        raise TrainingError(f"{cfg.workdir} exists, is not empty and holds no run; use another --workdir or --overwrite")
+        raise TrainingError(f"{cfg.workdir} exists, is not empty and holds no run; "
+                            "use another --workdir or --overwrite")
     elif os.path.isdir(cfg.workdir) and overwrite:
         shutil.rmtree(cfg.workdir)
     os.makedirs(cfg.workdir, exist_ok=True)

@@ -1,7 +1,8 @@
 """T1-weighted head MR (arbitrary units, white matter about 1) and rigid in-plane motion corruption.
 
 Contrast: tissue signals relative to white matter are drawn per subject (grey matter 0.62-0.74, CSF
-0.18-0.28, cortical bone 0.02-0.06, diploe 0.75-0.95 (fatty marrow), skin/muscle 0.45-0.6, fat 1.15-1.35, lesion 0.35-0.5)
+0.18-0.28, cortical bone 0.02-0.06, diploe 0.75-0.95 (fatty marrow), skin/muscle 0.45-0.6, fat 1.15-1.35, lesion
+0.35-0.5)
 and mixed by tissue fraction; a smooth multiplicative receive-bias field (+-10 %) is applied.
 
 Motion (Shaw et al., MIDL 2019; the method of TorchIO's RandomMotion): each subject has a motion severity
