@@ -31,6 +31,7 @@ import numpy as np
 
 from cycle_medgan_tf.atomic import atomic_path, atomic_write_text
 from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
+from cycle_medgan_tf.data.window import linear_model_range
 from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.evaluation import report
 from cycle_medgan_tf.evaluation.combine import combine_seeds
@@ -149,8 +150,10 @@ def _read_validation(data: str, runs, direction: str, max_slices, lookup: bool) 
 
 
 def _row_metrics(val: ValidationData, prediction: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Table I's four metrics (model range) and the tissue-aware ones (physical units) of one row."""
-    values = compute_metrics(val.target, prediction, batch_size=batch_size)
+    """Table I's four metrics (model range of the linear window, whatever the transfer) and the tissue-aware ones
+    (physical units) of one row."""
+    values = compute_metrics(linear_model_range(val.target, val.target_window),
+                             linear_model_range(prediction, val.target_window), batch_size=batch_size)
     values.update(tissue_metrics(from_model_range(val.target, val.target_window),
                                  from_model_range(prediction, val.target_window), val.dest, val.target_window))
     return values
@@ -175,6 +178,8 @@ def _conventions(val: ValidationData, direction: str, max_slices, identity: bool
         "direction": direction, "input": f"val/{src} ({val.source})",
         "reference": f"val/{dst} ({val.dest}), the target",
         "window_input": list(val.source_window), "window_target": list(val.target_window),
+        **{f"transfer_{k}": w.record()["transfer"] for k, w in (("input", val.source_window),
+                                                               ("target", val.target_window)) if not w.linear},
         "slices": "all" if max_slices is None else f"at most {max_slices}, evenly spaced",
         "identity": "prediction = input image" if identity else None,
         "lookup": LOOKUP_CONVENTION + f" (train/{dst})" if lookup else None,

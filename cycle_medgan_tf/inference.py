@@ -28,6 +28,7 @@ from cycle_medgan_tf.data.intensity import IntensityReport, check_intensity, int
 from cycle_medgan_tf.data.normalise import (IDENTITY, LoadedVolume, from_record, head_mask, normalise_volume,
                                             output_scaling)
 from cycle_medgan_tf.data.store import from_model_range, to_model_range
+from cycle_medgan_tf.data.window import manifest_window
 from cycle_medgan_tf.data.suv import sidecar_path
 from cycle_medgan_tf.data.volumes import Volume, VolumeError
 
@@ -48,8 +49,8 @@ def direction_domains(manifest: dict, direction: str) -> dict:
     src, tgt = DIRECTIONS[direction]
     return {"source": str(manifest[f"domain_{src}"]), "target": str(manifest[f"domain_{tgt}"]),
             "source_letter": src, "target_letter": tgt,
-            "source_window": tuple(float(v) for v in manifest[f"window_{src}"]),
-            "target_window": tuple(float(v) for v in manifest[f"window_{tgt}"]),
+            "source_window": manifest_window(manifest, src),
+            "target_window": manifest_window(manifest, tgt),
             "source_normalisation": from_record(manifest.get(f"normalisation_{src}")),
             "target_normalisation": from_record(manifest.get(f"normalisation_{tgt}"))}
 

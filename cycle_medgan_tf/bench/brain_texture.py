@@ -13,8 +13,14 @@ store, one JSON line:
   hiding its input in a low-amplitude signal in G(x) (Chu et al. 2017, "CycleGAN, a master of steganography");
   noise far below what a reader sees then spoils the reconstruction.
 
-The ``target`` line gives the same numbers for the real CT (the cycle probe does not apply). Every figure is a mean
-over the validation slices. It is a diagnostic for the quick profile's budget, not part of Table I.
+- ``input_noise_*``: is the brain texture the PET's own pixel noise passed on (and hidden for the cycle)? The
+  translation of the PET smoothed by a Gaussian of ``--smooth_px``: its Laplacian std in the brain and the per-slice
+  correlation of its Laplacian with that of G(x) (near 1: the texture does not come from the input's noise); and
+  the correlation of the reconstruction's Laplacian with the input's, from G(x) and from G(smoothed x) (equal: the
+  input's pixel noise does not pass through the CT).
+
+The ``target`` line gives the same numbers for the real CT (the probes do not apply). Every figure is a mean over
+the validation slices. It is a diagnostic for the quick profile's budget, not part of Table I.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ def define_flags() -> None:
                        lower_bound=0.0)
     flags.DEFINE_integer("max_slices", None, "Use at most this many validation slices (evenly spaced).",
                          lower_bound=1)
+    flags.DEFINE_float("smooth_px", 1.0, "Gaussian sigma (pixels) of the smoothed input for the input-noise probe.",
+                       lower_bound=0.1)
 
 
 def brain_mask(target_hu: np.ndarray, domain: str, window) -> np.ndarray:
@@ -88,6 +96,30 @@ def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray, n
                 cycle_noise_ratio=round(float(noisy_error / max(clean_error, 1e-12)), 3)), fake
 
 
+def _brain_corr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over slices (20+ brain pixels) of the Pearson correlation of ``a`` and ``b`` inside the brain."""
+    keep = [i for i in range(len(mask)) if mask[i].sum() >= 20]
+    return float(np.mean([np.corrcoef(a[i][mask[i]], b[i][mask[i]])[0, 1] for i in keep]))
+
+
+def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndarray, mask: np.ndarray,
+                      smooth_px: float) -> dict:
+    """Does G(x)'s brain texture carry the input's pixel noise? (see the module docstring)"""
+    from cycle_medgan_tf.evaluation.runs import translate
+
+    smoothed = np.stack([ndimage.gaussian_filter(s, smooth_px) for s in inputs]).astype(np.float32)
+    fake_smooth = translate(name, run_dir, "a2b", smoothed, 16)
+    rec = translate(name, run_dir, "b2a", fake, 16)
+    rec_smooth = translate(name, run_dir, "b2a", fake_smooth, 16)
+    lap_x, lap_g, lap_gs = laplacian(inputs), laplacian(fake), laplacian(fake_smooth)
+    keep = [i for i in range(len(mask)) if mask[i].sum() >= 20]
+    out = dict(input_noise_laplacian_std_smoothed=float(np.mean([lap_gs[i][mask[i]].std() for i in keep])),
+               input_noise_laplacian_corr=_brain_corr(lap_g, lap_gs, mask),
+               input_noise_rec_detail_corr=_brain_corr(laplacian(rec), lap_x, mask),
+               input_noise_rec_detail_corr_smoothed=_brain_corr(laplacian(rec_smooth), lap_x, mask))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def main(argv):
     del argv
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
@@ -118,11 +150,12 @@ def main(argv):
         for run_dir in dirs:
             try:
                 probe, fake = cycle_probe(name, run_dir, inputs, head_a, FLAGS.noise)
+                noise_probe = input_noise_probe(name, run_dir, inputs, fake, mask, FLAGS.smooth_px)
             except EvaluationError as exc:
                 fail(str(exc))
             prediction = from_model_range(fake, window_b)
             print(json.dumps(dict(run=name, dir=run_dir, noise=FLAGS.noise, **texture(prediction, target, mask),
-                                  **probe)))
+                                  **probe, **noise_probe)))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("workers", None, "Worker processes (default: available cores); output does not "
                          "depend on it.")
     flags.DEFINE_string("preview", None, "Also write a PNG of some validation pairs here.")
+    flags.DEFINE_string("transfer_b", "", "Piecewise-linear transfer of domain B's window, VALUE:LEVEL pairs inside "
+                        "the window and (-1, 1), e.g. -200:-0.6,300:0.6 (CT soft tissue; data/window.py). "
+                        "Empty: linear.")
     flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
 
@@ -44,7 +47,7 @@ def main(argv) -> None:
         raise DefaultDataError(f"the directory of --preview={f.preview} does not exist")
     start = time.perf_counter()
     path = make_default(f.task, f.size, f.out, f.subjects, f.slices, f.seed, f.workers, f.overwrite, f.pet,
-                        f.val_slices)
+                        f.val_slices, f.transfer_b)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     if f.preview:
         from cycle_medgan_tf.data.synth.preview import save_preview

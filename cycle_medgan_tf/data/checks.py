@@ -12,6 +12,7 @@ import numpy as np
 
 from cycle_medgan_tf.data.format import (DOMAINS, FORMAT_NAME, FORMAT_VERSION, IMAGE_DATASETS, REQUIRED_ATTRS,
                                          SUBJECT_DATASETS)
+from cycle_medgan_tf.data.window import WindowError, as_window
 
 MAX_SIDE = 4096                 # larger slices are not plausible medical 2-D slices
 MAX_SLICES = 50_000_000
@@ -144,6 +145,11 @@ def _check_window(f: h5py.File, domain: str) -> list[str]:
     if np.any(np.abs(window) > MAX_WINDOW_ABS) or np.float32(window[1]) <= np.float32(window[0]):
         return [f"window on /train/{domain} {window.tolist()} is not a plausible intensity window "
                 f"(|values| <= {MAX_WINDOW_ABS:g} and distinct in float32)"]
+    if "transfer" in group.attrs:
+        try:
+            as_window(window, group.attrs["transfer"])
+        except WindowError as exc:
+            return [f"transfer on /train/{domain}: {exc}"]
     return _check_normalisation(group, domain)
 
 

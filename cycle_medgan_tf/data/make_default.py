@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from cycle_medgan_tf.data.window import WindowError, parse_transfer
 from cycle_medgan_tf.data.store import write_store
 from cycle_medgan_tf.data.synth.anatomy import BUILD_PIXEL_MM, BUILD_SIZE
 from cycle_medgan_tf.data.synth.tasks import (GENERATOR_VERSION, PET_MODES, SIZES, TASKS, cohort,
@@ -118,16 +119,21 @@ def generate_images(task: str, size: int, subjects: int = QUICK.subjects, slices
 
 def make_default(task: str, size: int, out, subjects: int = QUICK.subjects, slices: int = QUICK.slices,
                  seed: int = 0, workers: int | None = None, overwrite: bool = False, pet: str = "nac",
-                 val_slices: int | None = None) -> str:
-    """Generate a default dataset and write it as a format-v1 store at ``out``; returns the path."""
+                 val_slices: int | None = None, transfer_b: str = "") -> str:
+    """Generate a default dataset and write it as a format-v1 store at ``out``; returns the path.
+    ``transfer_b`` (``"VALUE:LEVEL,..."``, data/window.py) stores a piecewise-linear transfer on domain B's window."""
     out = os.fspath(out)
     _check(task, size, subjects, slices, seed, workers, pet, val_slices)
+    try:
+        window_b = parse_transfer(transfer_b, TASKS[task].window_b)
+    except WindowError as exc:
+        raise DefaultDataError(f"--transfer_b: {exc}") from exc
     if os.path.isdir(out):
         raise DefaultDataError(f"{out} is a directory; --out must be a file path")
     if os.path.exists(out) and not overwrite:
         raise DefaultDataError(f"{out} already exists (use --overwrite to replace it)")
     arrays = generate_images(task, size, subjects, slices, seed, workers, pet, val_slices)
-    return write_store(out, overwrite=overwrite, **arrays)
+    return write_store(out, overwrite=overwrite, **dict(arrays, window_b=window_b))
 
 
 def cache_dir() -> str:

@@ -3,7 +3,8 @@ and :func:`check_store`, the one validation of a run's input, whose :class:`Stor
 instead of validating again.
 
 Images stay in physical units on disk (or in the domain's normalised units, see data/normalise.py);
-``to_model_range`` maps a domain's window linearly to [-1, 1].
+``to_model_range`` maps them to [-1, 1] through the domain's window, linearly or through its optional transfer
+(data/window.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from cycle_medgan_tf.atomic import atomic_path
 from cycle_medgan_tf.data import checks
 from cycle_medgan_tf.data.format import DOMAINS, FORMAT_NAME, FORMAT_VERSION  # noqa: F401  (importable from here)
+from cycle_medgan_tf.data.window import Window, WindowError, as_window, from_model, to_model
 
 _STR_DTYPE = h5py.string_dtype("utf-8")
 
@@ -29,19 +31,17 @@ class StoreError(Exception):
 
 
 def to_model_range(images: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """Map physical units to [-1, 1] linearly through ``window = (lo, hi)``, clipping outside it."""
-    lo, hi = float(window[0]), float(window[1])
-    scaled = (np.asarray(images, dtype=np.float32) - lo) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
-    return np.clip(scaled, -1.0, 1.0).astype(np.float32, copy=False)
+    """Map physical units to [-1, 1] through ``window`` (``(lo, hi)``: linearly; a :class:`Window` with a
+    transfer: piecewise linearly), clipping outside it."""
+    return to_model(images, window)
 
 
 def from_model_range(x: np.ndarray, window: Sequence[float]) -> np.ndarray:
     """Inverse of :func:`to_model_range` (for values inside the window): [-1, 1] to physical units."""
-    lo, hi = float(window[0]), float(window[1])
-    return ((np.asarray(x, dtype=np.float32) + np.float32(1.0)) * np.float32((hi - lo) / 2.0) + np.float32(lo))
+    return from_model(x, window)
 
 
-def _check_window(name: str, window: Sequence[float]) -> tuple[float, float]:
+def _check_window(name: str, window: Sequence[float]) -> Window:
     try:
         lo, hi = float(window[0]), float(window[1])
     except (TypeError, ValueError, IndexError) as exc:
@@ -50,7 +50,10 @@ def _check_window(name: str, window: Sequence[float]) -> tuple[float, float]:
         raise StoreError(f"{name} must satisfy lo < hi with finite values, got [{lo}, {hi}]")
     if max(abs(lo), abs(hi)) > 1e12 or np.float32(hi) <= np.float32(lo):
         raise StoreError(f"{name} [{lo}, {hi}] is not a plausible intensity window")
-    return lo, hi
+    try:
+        return as_window(window)
+    except WindowError as exc:
+        raise StoreError(f"{name}: {exc}") from exc
 
 
 def _check_images(name: str, images: np.ndarray) -> np.ndarray:
@@ -124,6 +127,8 @@ def write_store(path, *, task: str, domain_a: str, domain_b: str, pixel_spacing_
                 f.create_dataset(name, data=np.array(values, dtype=object), dtype=_STR_DTYPE, track_times=False)
             for domain in DOMAINS:
                 f[f"train/{domain}"].attrs["window"] = np.array(windows[domain], dtype=np.float64)
+                if not windows[domain].linear:
+                    f[f"train/{domain}"].attrs["transfer"] = windows[domain].transfer_array()
                 if normalisations[domain] is not None:
                     f[f"train/{domain}"].attrs["normalisation"] = json.dumps(normalisations[domain], sort_keys=True)
     return path
@@ -152,10 +157,11 @@ class SliceStore:
     def pixel_spacing_mm(self) -> float:
         return float(self.file.attrs["pixel_spacing_mm"])
 
-    def window(self, domain: str) -> tuple[float, float]:
-        """The (lo, hi) intensity window of domain "A" or "B"."""
-        lo, hi = np.asarray(self.file[f"train/{_domain(domain)}"].attrs["window"], dtype=np.float64)
-        return float(lo), float(hi)
+    def window(self, domain: str) -> Window:
+        """The intensity window of domain "A" or "B": ``(lo, hi)`` and its transfer, if any (data/window.py)."""
+        attrs = self.file[f"train/{_domain(domain)}"].attrs
+        lo, hi = np.asarray(attrs["window"], dtype=np.float64)
+        return as_window((float(lo), float(hi)), attrs.get("transfer"))
 
     def normalisation(self, domain: str) -> dict:
         """The recorded normalisation of domain "A" or "B" ({"method": "none"} for stores without one)."""

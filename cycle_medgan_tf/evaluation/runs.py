@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from cycle_medgan_tf.data.window import WindowError, manifest_window
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES
 from cycle_medgan_tf.export import ExportError, export_dir, read_manifest
 
@@ -97,13 +98,13 @@ def check_run(name: str, run_dir: str, direction: str, store) -> dict:
     if (manifest.get("domain_a"), manifest.get("domain_b")) != (store.domain_a, store.domain_b):
         problems.append(f"its domains are {manifest.get('domain_a')}->{manifest.get('domain_b')}, "
                         f"the data's {store.domain_a}->{store.domain_b}")
-    for key, window in (("window_a", store.window_a), ("window_b", store.window_b)):
+    for letter, window in (("a", store.window_a), ("b", store.window_b)):
         try:
-            matches = np.allclose(np.asarray(manifest.get(key), dtype=np.float64), window, rtol=1e-6, atol=1e-6)
-        except (TypeError, ValueError):
-            matches = False
-        if not matches:
-            problems.append(f"its {key} {manifest.get(key)} differs from the data's {list(window)}")
+            trained = manifest_window(manifest, letter)
+        except (KeyError, TypeError, WindowError):
+            trained = None
+        if trained is None or not trained.same_as(window):
+            problems.append(f"its window_{letter} {trained!r} differs from the data's {window!r}")
     for domain in ("a", "b"):   # manifests of runs from stores without a normalisation say nothing: "none"
         trained = (manifest.get(f"normalisation_{domain}") or {}).get("method", "none")
         stored = store.normalisation(domain.upper())["method"]

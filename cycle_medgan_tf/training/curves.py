@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from cycle_medgan_tf.config import CURVE_POINTS, TrainConfig
 from cycle_medgan_tf.data.store import StoreError, open_store
+from cycle_medgan_tf.data.window import as_window, linear_model_range
 from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND
 from cycle_medgan_tf.evaluation.metrics import psnr, ssim
 
@@ -38,7 +39,8 @@ MAX_NAMED_SUBJECTS = 3                                   # shared subject ids na
 
 
 def image_metrics(target: np.ndarray, prediction: np.ndarray, domain: str, window) -> dict[str, np.ndarray]:
-    """The paper's SSIM and PSNR per slice (whole image, model range; see evaluation/metrics.py)."""
+    """The paper's SSIM and PSNR per slice (whole image, on the linear window; see evaluation/metrics.py)."""
+    target, prediction = linear_model_range(target, window), linear_model_range(prediction, window)
     return {"ssim": ssim(target, prediction), "psnr": psnr(target, prediction)}
 
 
@@ -73,8 +75,8 @@ def _mismatches(curve, train) -> list[str]:
     if (curve.domain_a, curve.domain_b) != (train.domain_a, train.domain_b):
         problems.append(f"domains {curve.domain_a}->{curve.domain_b}, not {train.domain_a}->{train.domain_b}")
     for name in ("window_a", "window_b"):
-        if not np.allclose(getattr(curve, name), getattr(train, name), rtol=1e-6, atol=1e-6):
-            problems.append(f"{name} {list(getattr(curve, name))}, not {list(getattr(train, name))}")
+        if not as_window(getattr(curve, name)).same_as(getattr(train, name)):
+            problems.append(f"{name} {getattr(curve, name)!r}, not {getattr(train, name)!r}")
     if curve.image_size != train.image_size:
         problems.append(f"image size {curve.image_size}, not {train.image_size}")
     return problems

@@ -179,9 +179,12 @@ class TranslatorTrainer(BaseTrainer):
         return tf.concat([row_a, row_b], axis=1)[0, ..., 0].numpy()
 
     def manifest(self) -> dict:
+        from cycle_medgan_tf.data.window import manifest_entries
+
         return dict(model=self.cfg.model, task=self.info.task, domain_a=self.info.domain_a,
-                    domain_b=self.info.domain_b, window_a=list(self.info.window_a), window_b=list(self.info.window_b),
-                    image_size=self.cfg.image_size, channels=self.cfg.channels,
+                    domain_b=self.info.domain_b, **manifest_entries("a", self.info.window_a),
+                    **manifest_entries("b", self.info.window_b), image_size=self.cfg.image_size,
+                    channels=self.cfg.channels,
                     pixel_spacing_mm=self.run_pixel_spacing_mm(),
                     trained_steps=int(self.step.numpy()), normalisation_a=dict(self.info.normalisation_a),
                     normalisation_b=dict(self.info.normalisation_b))
