@@ -1,5 +1,5 @@
 """The main job end to end: ``./run.sh pet_ct --profile=smoke`` sets up, generates data, trains the three models,
-evaluates them and writes every output file; a second run reuses the finished stages."""
+evaluates them and writes every output file; later runs add a seed and reuse the finished stages."""
 
 from __future__ import annotations
 
@@ -23,37 +23,44 @@ MODELS = ("unit", "cyclegan", "cycle_medgan")
 ROWS = {"UNIT", "CycleGAN", "Cycle-MedGAN", "Identity", "Look-up (best training slice)"}
 
 
-def test_run_sh_pet_ct_smoke_two_seeds_writes_every_output(tmp_path):
-    first = _run(tmp_path, "--seeds=0,1")
+def test_run_sh_pet_ct_smoke_writes_every_output_then_adds_a_seed_and_reuses_runs(tmp_path):
+    first = _run(tmp_path)                                          # the smoke default: seed 0
     assert first.returncode == 0, first.stderr[-3000:]
     out = tmp_path / "res" / "pet_ct"
-    for folder in (out, out / "seeds" / "seed_0", out / "seeds" / "seed_1"):
-        for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
-            assert (folder / name).is_file() and (folder / name).stat().st_size > 0, (folder, name)
+    for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "details.md").is_file() and (out / "summary.json").is_file()
     assert (out / "curves.png").stat().st_size > 5000                 # learning curves on the tuning store
     for model in MODELS:
-        for seed in (0, 1):
-            run = out / "runs" / model / f"seed_{seed}"
-            assert (run / "export" / "manifest.json").is_file()
-            config = json.loads((run / "config.json").read_text())
-            assert config["seed"] == seed and "_seed1_" in config["curve_data"]
-            curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-                     if '"curve"' in line]
-            assert [c["step"] for c in curve] == [2, 4] and all(np.isfinite(c["a2b_ssim_brain"]) for c in curve)
+        run = out / "runs" / model / "seed_0"
+        assert (run / "export" / "manifest.json").is_file()
+        config = json.loads((run / "config.json").read_text())
+        assert config["seed"] == 0 and "_seed1_" in config["curve_data"]
+        curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"curve"' in line]
+        assert [c["step"] for c in curve] == [2, 4] and all(np.isfinite(c["a2b_ssim_brain"]) for c in curve)
     table = json.loads((out / "table1.json").read_text())
-    assert set(table["models"]) == ROWS and table["spread"] == "seeds"
-    assert table["seeds"]["UNIT"] == ["seed_0", "seed_1"] and "ssim_brain" in table["columns"]
-    assert set(json.loads((out / "seeds" / "seed_1" / "table1.json").read_text())["models"]) == ROWS
+    assert set(table["models"]) == ROWS and "ssim_brain" in table["columns"]
     assert "| Cycle-MedGAN |" in first.stdout and "Results:" in first.stdout and "minus each other row" in first.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["profile"] == "smoke" and summary["wall_time_s"] > 0 and summary["seeds"] == [0, 1]
-    assert all(summary["stages"][f"train_{m}_seed{s}_steps_run"] == 4 for m in MODELS for s in (0, 1))
+    assert summary["profile"] == "smoke" and summary["wall_time_s"] > 0 and summary["seeds"] == [0]
+    assert all(summary["stages"][f"train_{m}_seed0_steps_run"] == 4 for m in MODELS)
 
-    second = _run(tmp_path, "--models=cyclegan")                 # the smoke default: seed 0 only
+    second = _run(tmp_path, "--models=unit,cyclegan", "--seeds=0,1")     # seed 0 reused, seed 1 trained
     assert second.returncode == 0, second.stderr[-3000:]
+    for folder in (out / "seeds" / "seed_0", out / "seeds" / "seed_1"):
+        for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
+            assert (folder / name).is_file() and (folder / name).stat().st_size > 0, (folder, name)
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    assert stages["train_cyclegan_seed0_steps_run"] == 0 and stages["train_cyclegan_seed1_steps_run"] == 4
+    assert json.loads((out / "runs" / "unit" / "seed_1" / "config.json").read_text())["seed"] == 1
+    table = json.loads((out / "table1.json").read_text())
+    assert table["spread"] == "seeds" and table["seeds"]["UNIT"] == ["seed_0", "seed_1"]
+    assert set(json.loads((out / "seeds" / "seed_1" / "table1.json").read_text())["models"]) == ROWS - {"Cycle-MedGAN"}
+
+    third = _run(tmp_path, "--models=cyclegan")                  # back to one seed: nothing retrained
+    assert third.returncode == 0, third.stderr[-3000:]
     again = json.loads((out / "summary.json").read_text())
-    assert again["seeds"] == [0] and again["stages"]["train_cyclegan_seed0_steps_run"] == 0   # reused, not retrained
+    assert again["seeds"] == [0] and again["stages"]["train_cyclegan_seed0_steps_run"] == 0
     assert os.listdir(out / "seeds") == ["seed_0"]
 
 
