@@ -14,7 +14,8 @@ usage: ./run.sh COMMAND [--flag=value ...]
               --profile=smoke|quick|paper overrides). Re-running reuses finished stages.
   mr_motion   The same for MR motion correction (motion-corrupted -> motion-free), into results/mr_motion/.
   reproduce   Both tasks, then results/table1.md with both halves of Table I beside the paper's numbers.
-  test        Run the whole test suite (pytest); extra arguments go to pytest.
+  test        Run the whole test suite (pytest, one worker per core via pytest-xdist; PYTEST_WORKERS=N or 0
+              overrides); extra arguments go to pytest.
   setup       Only create the environment and install the package (idempotent).
   help        This text.
 
@@ -53,7 +54,7 @@ cmd="${1:-help}"
 case "$cmd" in
   help|-h|--help) usage ;;
   setup) setup_env; echo "[run.sh] environment ready: $PY" ;;
-  test) setup_env; exec "$PY" -m pytest -q tests "$@" ;;
+  test) setup_env; exec "$PY" -m pytest -q -n "${PYTEST_WORKERS:-auto}" tests "$@" ;;
   pet_ct|mr_motion) setup_env; exec "$PY" -m cycle_medgan_tf.main_job --task="$cmd" "$@" ;;
   reproduce) setup_env; exec "$PY" -m cycle_medgan_tf.reproduce "$@" ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
