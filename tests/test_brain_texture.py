@@ -81,7 +81,8 @@ def test_input_noise_probe_tells_passed_on_noise_from_a_texture_of_its_own(tmp_p
         run = str(tmp_path / name)
         export_translators(run, {"a2b": g, "b2a": f}, manifest("cyclegan"))
         fake = np.clip(g.predict(inputs[..., None], verbose=0)[..., 0], -1, 1)
-        results[name] = input_noise_probe("cyclegan", run, inputs, fake, mask, 1.0)
+        rec = np.clip(f.predict(fake[..., None], verbose=0)[..., 0], -1, 1)
+        results[name] = input_noise_probe("cyclegan", run, inputs, fake, rec, mask, 1.0)
     assert results["pointwise"]["input_noise_laplacian_corr"] < 0.6
     assert results["pointwise"]["input_noise_rec_detail_corr"] > results["pointwise"][
         "input_noise_rec_detail_corr_smoothed"] + 0.2

@@ -35,6 +35,7 @@ from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
 BRAIN_HU = (0.0, 80.0)
+MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
 
 
 def define_flags() -> None:
@@ -57,6 +58,11 @@ def brain_mask(target_hu: np.ndarray, domain: str, window) -> np.ndarray:
     return np.stack([ndimage.binary_erosion(s) for s in soft])
 
 
+def brain_slices(mask: np.ndarray) -> list[int]:
+    """Indices of the slices with at least 20 brain pixels (the others are left out of every figure)."""
+    return [i for i in range(len(mask)) if mask[i].sum() >= MIN_BRAIN_PIXELS]
+
+
 def laplacian(images: np.ndarray) -> np.ndarray:
     """4-neighbour Laplacian of each (H, W) slice (reflected borders)."""
     return np.stack([ndimage.laplace(s.astype(np.float64), mode="reflect") for s in images])
@@ -64,7 +70,7 @@ def laplacian(images: np.ndarray) -> np.ndarray:
 
 def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
     """Brain texture figures (means over slices with at least 20 brain pixels)."""
-    keep = [i for i in range(len(mask)) if mask[i].sum() >= 20]
+    keep = brain_slices(mask)
     if not keep:
         raise ValueError("no validation slice has 20 or more brain pixels")
     lap_p, lap_t = laplacian(prediction_hu[keep]), laplacian(target_hu[keep])
@@ -84,35 +90,37 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray, noise: float) -> tuple[dict, np.ndarray]:
-    """Reconstruction error of the A -> B -> A cycle with and without noise on the translation, and G(x)."""
+def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray,
+                noise: float) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Reconstruction error of the A -> B -> A cycle with and without noise on the translation; G(x) and F(G(x))."""
     from cycle_medgan_tf.evaluation.runs import translate
 
     fake = translate(name, run_dir, "a2b", inputs, 16)
+    rec = translate(name, run_dir, "b2a", fake, 16)
     noisy = np.clip(fake + np.random.default_rng(0).normal(0.0, noise, fake.shape), -1.0, 1.0).astype(np.float32)
-    clean_error = np.abs(translate(name, run_dir, "b2a", fake, 16) - inputs)[head].mean()
+    clean_error = np.abs(rec - inputs)[head].mean()
     noisy_error = np.abs(translate(name, run_dir, "b2a", noisy, 16) - inputs)[head].mean()
     return dict(cycle_l1=round(float(clean_error), 5), cycle_l1_noisy=round(float(noisy_error), 5),
-                cycle_noise_ratio=round(float(noisy_error / max(clean_error, 1e-12)), 3)), fake
+                cycle_noise_ratio=round(float(noisy_error / max(clean_error, 1e-12)), 3)), fake, rec
 
 
 def _brain_corr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     """Mean over slices (20+ brain pixels) of the Pearson correlation of ``a`` and ``b`` inside the brain."""
-    keep = [i for i in range(len(mask)) if mask[i].sum() >= 20]
+    keep = brain_slices(mask)
     return float(np.mean([np.corrcoef(a[i][mask[i]], b[i][mask[i]])[0, 1] for i in keep]))
 
 
-def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndarray, mask: np.ndarray,
-                      smooth_px: float) -> dict:
-    """Does G(x)'s brain texture carry the input's pixel noise? (see the module docstring)"""
+def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndarray, rec: np.ndarray,
+                      mask: np.ndarray, smooth_px: float) -> dict:
+    """Does G(x)'s brain texture carry the input's pixel noise? ``fake`` = G(x), ``rec`` = F(G(x)) (see the
+    module docstring)."""
     from cycle_medgan_tf.evaluation.runs import translate
 
     smoothed = np.stack([ndimage.gaussian_filter(s, smooth_px) for s in inputs]).astype(np.float32)
     fake_smooth = translate(name, run_dir, "a2b", smoothed, 16)
-    rec = translate(name, run_dir, "b2a", fake, 16)
     rec_smooth = translate(name, run_dir, "b2a", fake_smooth, 16)
     lap_x, lap_g, lap_gs = laplacian(inputs), laplacian(fake), laplacian(fake_smooth)
-    keep = [i for i in range(len(mask)) if mask[i].sum() >= 20]
+    keep = brain_slices(mask)
     out = dict(input_noise_laplacian_std_smoothed=float(np.mean([lap_gs[i][mask[i]].std() for i in keep])),
                input_noise_laplacian_corr=_brain_corr(lap_g, lap_gs, mask),
                input_noise_rec_detail_corr=_brain_corr(laplacian(rec), lap_x, mask),
@@ -149,8 +157,8 @@ def main(argv):
     for name, dirs in runs.items():
         for run_dir in dirs:
             try:
-                probe, fake = cycle_probe(name, run_dir, inputs, head_a, FLAGS.noise)
-                noise_probe = input_noise_probe(name, run_dir, inputs, fake, mask, FLAGS.smooth_px)
+                probe, fake, rec = cycle_probe(name, run_dir, inputs, head_a, FLAGS.noise)
+                noise_probe = input_noise_probe(name, run_dir, inputs, fake, rec, mask, FLAGS.smooth_px)
             except EvaluationError as exc:
                 fail(str(exc))
             prediction = from_model_range(fake, window_b)
