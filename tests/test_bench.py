@@ -43,11 +43,14 @@ def test_cycle_medgan_costs_more_flops_than_cyclegan_and_unit_counts():
 
 def test_bench_cli_prints_one_json_line():
     result = run_module("cycle_medgan_tf.bench.train", "--model=cyclegan", "--size=32", "--batch=1", "--steps=2",
-                        "--warmup=1", "--peak_repeats=1", timeout=300)
+                        "--warmup=1", "--peak_repeats=1", "--versus_plain_conv", timeout=300)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1
     record = json.loads(lines[0])
+    assert record["cpu"]["label"] and record["cpu"]["cores"] >= 1          # results are grouped by machine
+    versus = record["versus_plain_conv"]
+    assert versus["steps"] == 2 and versus["plain_conv_step_s_median"] > 0 and versus["speedup"] > 0
     for key in ("step_s_median", "img_per_s", "gflop_per_step", "gflops_achieved", "conv_peak_gflops",
                 "fraction_of_peak", "fraction_of_peak_interleaved"):
         assert record[key] > 0, key
@@ -69,3 +72,16 @@ def test_sweep_summary_keeps_settings_and_medians_measurements():
     assert out["model"] == "cyclegan" and out["size"] == 128 and out["rounds"] == 3
     assert out["step_s_median"] == 2.0 and out["fraction_of_peak_interleaved"] == 0.8
     assert out["step_s_best"] == pytest.approx(0.9) and out["fraction_of_peak_interleaved_best"] == 0.9
+
+
+def test_describe_cpu_reads_the_first_processor(tmp_path):
+    from cycle_medgan_tf.bench.machine import describe_cpu
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+                       "model name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n\nprocessor\t: 1\n"
+                       "model name\t: Other CPU\nflags\t\t: avx512f avx512_bf16\n")
+    cpu = describe_cpu(str(cpuinfo))
+    assert cpu["model"] == "AMD EPYC" and cpu["family"] == "25" and cpu["isa"] == ["avx2"]
+    assert cpu["label"].startswith("AMD EPYC (family 25, model 1), ") and cpu["label"].endswith(" avx2")
+    assert describe_cpu(str(tmp_path / "missing"))["model"]          # no /proc/cpuinfo: the platform's name

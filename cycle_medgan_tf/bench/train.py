@@ -1,7 +1,9 @@
 """Training speed against the machine's own convolution peak.
 
 ``python -m cycle_medgan_tf.bench.train --model=cyclegan|cycle_medgan|unit --size=128 --batch=1 --steps=10
-[--precision=float32|mixed_bfloat16|mixed_float16] [--jit]`` prints one JSON line:
+[--precision=float32|mixed_bfloat16|mixed_float16] [--jit] [--versus_plain_conv]`` prints one JSON line:
+
+* ``cpu``: the machine (:func:`bench.machine.describe_cpu`; results of different ``cpu.label`` are never compared);
 
 * ``conv_peak_gflops``: a large 3x3 convolution (``PEAK_SHAPE``, in the policy's compute dtype), forward, input
   gradient and kernel gradient run one after another (:class:`PeakConvolution`), measured by this command just
@@ -43,6 +45,9 @@ def define_flags() -> None:
     flags.DEFINE_string("extractor", "", "Feature-extractor weights for cycle_medgan ('' = the shipped one, native "
                         "at 4 mm pixels: --size 64, 128 or 256 over the default 256 mm field; images finer than the "
                         "extractor's scale are area-down-sampled for it).")
+    flags.DEFINE_bool("versus_plain_conv", False, "Also time the same model built with the standard gradients of "
+                      "the convolutions oneDNN is slow at (models/cpu_conv.py), interleaved step by step, and report "
+                      "the speed-up as the median of the per-step ratios.")
 
 # The peak convolution: the shape of the generators' residual-block convolutions at 256x256 (the bulk of a
 # CycleGAN step's FLOPs), with a batch large enough for every kernel to be compute bound.
@@ -163,6 +168,29 @@ def time_steps(trainer, steps: int, warmup: int, peak: PeakConvolution | None = 
     return times, sequential, concurrent
 
 
+def time_pairs(trainer, other, steps: int, warmup: int) -> tuple[list, list]:
+    """Wall seconds of ``steps`` train steps of ``trainer`` and of ``other``, alternating step by step (after
+    ``warmup`` untimed steps of each), so that both see the same periods of a shared host."""
+    first, second = [], []
+    for _ in range(steps):
+        first += time_steps(trainer, 1, warmup)[0]
+        second += time_steps(other, 1, warmup)[0]
+        warmup = 0
+    return first, second
+
+
+def _versus_plain_conv(cfg, trainer, steps: int, warmup: int) -> dict:
+    """The step of ``trainer`` against the same model with the standard image-layer gradients, interleaved."""
+    from cycle_medgan_tf.models.cpu_conv import plain_convolutions
+
+    with plain_convolutions():
+        plain = build_trainer(cfg)
+    fast, slow = time_pairs(trainer, plain, steps, warmup)
+    return dict(versus_plain_conv=dict(
+        step_s_median=round(statistics.median(fast), 4), plain_conv_step_s_median=round(statistics.median(slow), 4),
+        speedup=round(statistics.median(s / f for f, s in zip(fast, slow)), 3), steps=steps))
+
+
 def main(argv):
     del argv
     if FLAGS.steps < 1 or FLAGS.warmup < 0:
@@ -194,8 +222,12 @@ def main(argv):
     def paired(peak_times):
         return round(statistics.median((flop / t) / (peak.flop / p) for t, p in zip(times, peak_times)), 3)
 
+    extra = _versus_plain_conv(cfg, trainer, FLAGS.steps, FLAGS.warmup) if FLAGS.versus_plain_conv else {}
+    from cycle_medgan_tf.bench.machine import describe_cpu
+
     print(json.dumps(dict(
-        model=FLAGS.model, size=FLAGS.size, batch=FLAGS.batch, precision=FLAGS.precision, jit=FLAGS.jit,
+        cpu=describe_cpu(), model=FLAGS.model, size=FLAGS.size, batch=FLAGS.batch, precision=FLAGS.precision,
+        jit=FLAGS.jit,
         steps=FLAGS.steps, tf_version=tf.__version__, cpu_threads=os.cpu_count(),
         step_s_median=round(step_s, 4), step_s_min=round(min(times), 4), step_s_max=round(max(times), 4),
         img_per_s=round(FLAGS.batch / step_s, 3), gflop_per_step=round(flop / 1e9, 2),
@@ -203,7 +235,7 @@ def main(argv):
         fraction_of_peak=round(achieved / peak_gflops, 3), fraction_of_peak_interleaved=paired(sequential),
         conv_peak_concurrent_gflops=round(peak.flop / concurrent_first / 1e9, 1),
         fraction_of_concurrent_peak=round(achieved * concurrent_first * 1e9 / peak.flop, 3),
-        fraction_of_concurrent_peak_interleaved=paired(concurrent))))
+        fraction_of_concurrent_peak_interleaved=paired(concurrent), **extra)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from cycle_medgan_tf.models.cpu_conv import CpuConv2D
+
 INIT_STDDEV = 0.02
 IN_EPSILON = 1e-5
 
@@ -131,8 +133,9 @@ def padding_layer(mode, pad, name):
 
 def conv2d(filters, kernel_size, strides=1, padding="valid", use_bias=False, name=None,
            transpose=False, dtype=None):
-    """A (transposed) 2-D convolution initialised with truncated normal(0.02), zero bias."""
-    conv_class = layers.Conv2DTranspose if transpose else layers.Conv2D
+    """A (transposed) 2-D convolution initialised with truncated normal(0.02), zero bias. A forward convolution is a
+    :class:`cpu_conv.CpuConv2D`: a ``Conv2D`` that computes the shapes oneDNN is slow at another way on CPUs."""
+    conv_class = layers.Conv2DTranspose if transpose else CpuConv2D
     return conv_class(
         filters,
         kernel_size,
