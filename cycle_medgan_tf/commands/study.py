@@ -104,11 +104,12 @@ def main(argv) -> None:
             print(f"wrote {path}")
         return
     options = options_from_flags()
-    from cycle_medgan_tf.study.runner import describe_plan
+    from cycle_medgan_tf.study.runner import describe_plan, full_plan
 
     if FLAGS.dry_run:
         print(describe_plan(options))
         return
+    full_plan(options)          # a JSON of another run is refused here, before TensorFlow is even imported
     summary = _execute(options)
     print(f"[study] {options.task}: {len(summary['trained'])} trained, {len(summary['reused'])} reused, "
           f"{len(summary['remaining'])} remaining" + ("; run the same command again to continue"

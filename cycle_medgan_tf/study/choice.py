@@ -60,7 +60,8 @@ def choose(task: str, configs: list[Configuration], seeds=None, steps: int | Non
     candidates = [c for c in ablation if c.model == "cycle_medgan"]
     if not baseline or not candidates:
         return dict(out, chosen=default_weights(), helped=None, chosen_label=None, ranks={}, mean_rank={},
-                    verdict="the ablation has no records yet: the current defaults stand")
+                    verdict="the ablation has no records of CycleGAN and of the cycle feature losses yet: the "
+                    "current defaults stand")
     ranks, mean_rank = mean_ranks(ablation, metrics)
     best = min(candidates, key=lambda c: (mean_rank[c.label], -(c.mean(metrics[0]) or -np.inf)))
     helped = mean_rank[best.label] < mean_rank[baseline[0].label]

@@ -34,7 +34,7 @@ def store_path(task: str, role: str, data: str, profile: str, create: bool = Tru
                         transfer_b=DATA_VARIANTS[data], create=create, **kwargs)
 
 
-def test_store_path(task: str, data: str, profile: str) -> str:
+def held_out_store_path(task: str, data: str, profile: str) -> str:
     """Where the test store of this variant is (or would be); never generated here."""
     return store_path(task, "test", data, profile, create=False)
 
@@ -60,7 +60,7 @@ def check_separation(run: Run, stores: RunStores) -> None:
         raise PlanError(f"{run.run_id}: the {run.stage} stage uses the {STAGE_STORE[run.stage]} store only")
     if run.stage not in TUNING_STAGES:
         return
-    tests = [test_store_path(run.task, data, run.profile) for data in DATA_VARIANTS]
+    tests = [held_out_store_path(run.task, data, run.profile) for data in DATA_VARIANTS]
     for path in (stores.data, stores.curves):
         if any(_same(path, test) for test in tests):
             raise PlanError(f"{run.run_id}: {path} is a test store; the {run.stage} stage chooses on the tuning "

@@ -74,7 +74,7 @@ def differences_table(configs, columns) -> list[str]:
     rows = [(c, reference_of(configs, c)) for c in configs]
     rows = [(c, ref) for c, ref in rows if ref is not None]
     if not rows:
-        return ["No CycleGAN configuration with this budget to compare with."]
+        return ["Nothing to compare: this budget has no CycleGAN configuration or nothing besides it."]
     lines = _header(["Configuration", "minus"], columns)
     for c, ref in rows:
         lines.append(_row([c.label, ref.label] + [difference_cell(difference(c, ref, k), k) for k in columns]))
