@@ -12,9 +12,10 @@ import sys
 import numpy as np
 import pytest
 
+from cycle_medgan_tf.evaluation.report import table_keys
 from cycle_medgan_tf.study.choice import choose
-from cycle_medgan_tf.study.plan import (CHOICE_RULE, PlanError, Run, ablation_configs, default_weights,
-                                        stage_runs)
+from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, PROTOCOL_WEIGHTS, RULE_METRICS, PlanError, Run,
+                                        ablation_configs, default_weights, stage_runs)
 from cycle_medgan_tf.study.records import (MAX_BYTES, RUN_FORMAT, VERSION, StudyError, encode_rows,
                                            existing_record, record_path, run_of, write_json)
 from cycle_medgan_tf.study.render import render_study
@@ -49,7 +50,7 @@ def test_run_ids_are_stable_readable_and_unique_and_round_trip():
     assert stage_runs("mr_motion", "window", (0,), 600, "quick") == []
     for run in runs:
         assert run_of({"run": run.record()}) == run
-    d = default_weights()
+    d = PROTOCOL_WEIGHTS
     configs = ablation_configs()
     assert len(configs) == 8 and configs[0] == ("cyclegan", ())
     cps = sorted(dict(s)["lambda_cp"] for m, s in configs[1:4])
@@ -58,6 +59,10 @@ def test_run_ids_are_stable_readable_and_unique_and_round_trip():
         assert weights[0] < weights[1] == pytest.approx(default, rel=0.02) and weights[1] < weights[2]
         assert 8 <= weights[2] / weights[0] <= 11                # about three weights spanning 10x
     assert dict(configs[7][1]) == d and "bone Dice" in CHOICE_RULE
+    doc = " ".join(open(os.path.join(REPO, "docs", "FIDELITY.md")).read().replace("\n> ", " ").split())
+    assert CHOICE_RULE in doc and CHOICE_RULE_MR in doc          # the rule, verbatim in the protocol
+    for task, domain in (("pet_ct", "CT"), ("mr_motion", "MR")):     # the rule names metrics the evaluation makes
+        assert set(RULE_METRICS[task]) <= set(table_keys(domain)) and RULE_METRICS[task][-1] == "ssim"
 
 
 def test_tuning_stages_never_use_the_test_store(tmp_path, monkeypatch):
