@@ -164,6 +164,25 @@ def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
     assert not partial["complete"] and len(partial["missing"]) == 8
 
 
+def test_validation_metrics_are_the_evaluation_s_per_slice_values(tmp_path):
+    """The study's per-run metrics (``evaluate.validation_metrics``) are the values Table I is made of."""
+    from cycle_medgan_tf.evaluate import evaluate, validation_metrics
+    from cycle_medgan_tf.export import export_translators
+    from tests.test_evaluate import manifest, tiny_translator, write_small_store
+
+    store = write_small_store(tmp_path / "small.h5")
+    run = str(tmp_path / "run")
+    export_translators(run, {"a2b": tiny_translator(-1.2, 0), "b2a": tiny_translator(1.2, 0)}, manifest("cyclegan"))
+    values = validation_metrics(store, {"cyclegan": run}, identity=True)
+    table = evaluate(store, {"cyclegan": run}, tmp_path / "out", identity=True)
+    assert values["columns"] == table["columns"] and len(values["subjects"]) == table["n_slices"] == 12
+    assert not os.path.exists(tmp_path / "run" / "table1.json")
+    for row, name in (("cyclegan", "CycleGAN"), ("Identity", "Identity")):
+        for key in values["columns"]:
+            assert np.nanmean(values["rows"][row][key]) == pytest.approx(table["models"][name][key]["mean"])
+    assert values["rows"]["cyclegan"]["ssim"].tolist() != values["rows"]["Identity"]["ssim"].tolist()
+
+
 # ---- a real tiny study: trainings, reuse, continuation, render-only, refusal ----
 
 def _cli(tmp_path, *args):
