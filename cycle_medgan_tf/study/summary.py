@@ -36,10 +36,6 @@ class Configuration:
     step_s: list = field(default_factory=list)      # median seconds per step of each seed
     store: str = ""                                 # "tuning" or "test"
 
-    @property
-    def key(self) -> tuple:
-        return (self.task, self.stage, self.steps)
-
     def seed_means(self, metric: str) -> list[float]:
         out = []
         for values in self.values.get(metric, []):

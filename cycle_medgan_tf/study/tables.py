@@ -23,8 +23,8 @@ def _header(first: list[str], columns) -> list[str]:
     return [_row(first + titles), _row(["---"] * (len(first) + len(titles)))]
 
 
-def _interval(ci, key: str) -> str:
-    return f"[{number(ci[0], key)}, {number(ci[1], key)}]" if ci else ""
+def _interval(ci, key: str, signed: bool = False) -> str:
+    return f"[{number(ci[0], key, signed)}, {number(ci[1], key, signed)}]" if ci else ""
 
 
 def mean_cell(config: Configuration, key: str) -> str:
@@ -37,7 +37,7 @@ def difference_cell(diff: dict | None, key: str) -> str:
     """``+d [lo, hi]``, followed by "not significant" when the interval contains 0."""
     if diff is None or diff["diff"] is None:
         return "–"
-    text = f"{number(diff['diff'], key, signed=True)} {_interval(diff['ci95'], key)}".strip()
+    text = f"{number(diff['diff'], key, signed=True)} {_interval(diff['ci95'], key, signed=True)}".strip()
     return text + (f" {NOT_SIGNIFICANT}" if diff["significant"] is False else "")
 
 
