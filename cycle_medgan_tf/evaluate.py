@@ -43,7 +43,7 @@ from cycle_medgan_tf.evaluation.runs import (EvaluationError, check_run, normali
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES
 from cycle_medgan_tf.evaluation.tissue import tissue_metrics
 
-__all__ = ["EvaluationError", "evaluate", "parse_runs", "degrade_target"]
+__all__ = ["EvaluationError", "evaluate", "parse_runs", "degrade_target", "validation_metrics"]
 
 DIRECTIONS = ("a2b", "b2a")
 IDENTITY_ROW = "Identity"
@@ -223,6 +223,27 @@ def evaluate(data, runs: Mapping[str, str | Sequence[str]], out, *, direction: s
     results = report.load_results(os.path.join(out, "table1.json"))
     atomic_write_text(os.path.join(out, report.DETAILS_FILE), render_details(results))
     return results
+
+
+def validation_metrics(data, runs: Mapping[str, str], *, direction: str = "a2b", identity: bool = False,
+                       batch_size: int = 16) -> dict:
+    """Per-slice metrics of runs (``{row name: RUN_DIR}``, the row name a model such as ``"cyclegan"``) on the
+    store's paired validation set, without writing any file: ``{"subjects": [id per slice], "columns": [metric
+    keys], "rows": {row: {metric: (N,) array}}}``; ``identity`` adds the Identity row."""
+    from cycle_medgan_tf.evaluation.lpips import LPIPSWeightsError, load_weights
+
+    runs = normalise_runs(runs)
+    _check_arguments(runs, direction, (), None, batch_size, 1, identity, False)
+    try:
+        load_weights()
+    except LPIPSWeightsError as exc:
+        raise EvaluationError(str(exc)) from exc
+    val = _read_validation(os.fspath(data), runs, direction, None, False)
+    rows = {name: _row_metrics(val, translate(name, dirs[0], direction, val.inputs, batch_size), batch_size)
+            for name, dirs in runs.items()}
+    if identity:
+        rows[IDENTITY_ROW] = _row_metrics(val, val.inputs, batch_size)
+    return {"subjects": [str(s) for s in val.subjects], "columns": report.table_keys(val.dest), "rows": rows}
 
 
 def _evaluate_seeds(val: ValidationData, runs: Mapping[str, list[str]], out: str, columns, conventions,

@@ -119,9 +119,9 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
         _log(f"[job] profile {profile}: {size}x{size}, seeds {','.join(map(str, seeds))}")
 
     t = time.monotonic()
-    summary["data"] = data if data is not None else _default_data(task, profile, size, subjects, slices, pet)
+    summary["data"] = data if data is not None else default_data(task, profile, size, subjects, slices, pet)
     if tuning_data is None and data is None:
-        tuning_data = _default_data(task, profile, size, subjects, slices, pet, seed=TUNING_SEED)
+        tuning_data = default_data(task, profile, size, subjects, slices, pet, seed=TUNING_SEED)
     summary["tuning_data"] = "" if tuning_data in (None, "none") else os.path.abspath(tuning_data)
     summary["stages"]["data_s"] = round(time.monotonic() - t, 2)
     overrides.update(data=summary["data"], curve_data=summary["tuning_data"])
@@ -151,17 +151,21 @@ def _render_curves(out: str, task: str, runs: dict, tuning_data: str, cfg) -> st
     return path
 
 
-def _default_data(task: str, profile: str, size: int, subjects, slices, pet: str, seed: int = 0) -> str:
-    """The cached default store of the profile's cohort (``seed`` 1 and up: a tuning store of other subjects)."""
-    from cycle_medgan_tf.data.make_default import ensure_default
+def default_data(task: str, profile: str, size: int, subjects=None, slices=None, pet: str = "nac", seed: int = 0,
+                 transfer_b: str = "", log=_log, create: bool = True) -> str:
+    """The cached default store of the profile's cohort (``seed`` 1 and up: a tuning store of other subjects;
+    ``transfer_b``: domain B's piecewise-linear transfer, data/window.py); ``create=False``: only its path."""
+    from cycle_medgan_tf.data.make_default import default_cache_path, ensure_default
     from cycle_medgan_tf.data.synth.tasks import cohort
 
     group = cohort(task, profile)    # the smoke profile uses a tiny cohort so the test suite stays fast
     settings = dict(subjects=subjects or group.subjects, slices=slices or group.slices,
                     val_slices=None if slices else group.val_slices)
-    _log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices"
-         f"{', seed ' + str(seed) if seed else ''})")
-    return ensure_default(task, size, seed=seed, pet=pet, **settings)
+    if not create:
+        return default_cache_path(task, size, seed=seed, pet=pet, transfer_b=transfer_b, **settings)
+    log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices"
+        f"{', seed ' + str(seed) if seed else ''}{', transfer ' + transfer_b if transfer_b else ''})")
+    return ensure_default(task, size, seed=seed, pet=pet, transfer_b=transfer_b, **settings)
 
 
 def run_dir(out: str, model: str, seed: int) -> str:
@@ -172,23 +176,32 @@ def run_dir(out: str, model: str, seed: int) -> str:
 def _train_all(models, profile: str, overrides: dict, seeds, out: str, overwrite: bool,
                stages: dict) -> dict[str, list[str]]:
     """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
-    from cycle_medgan_tf.config import resolve_config
     from cycle_medgan_tf.data.store import check_store
-    from cycle_medgan_tf.training.trainer import run_training
 
     checked, runs = check_store(overrides["data"]), {}      # validated once for all the job's trainings
     for model in models:
         for seed in seeds:
             t = time.monotonic()
-            cfg = resolve_config(model, profile, dict(overrides, workdir=run_dir(out, model, seed), seed=seed))
             _log(f"[job] {model} seed {seed}")
-            result = run_training(catalogue.trainer_class(model), cfg, overwrite=overwrite, log=_log, data=checked)
-            if result["status"] != "completed":
-                raise KeyboardInterrupt(f"{model} seed {seed} training {result['status']} at step {result['step']}")
+            cfg, result = train_run(model, profile, dict(overrides, workdir=run_dir(out, model, seed), seed=seed),
+                                    checked, overwrite)
             runs.setdefault(model, []).append(cfg.workdir)
             stages[f"train_{model}_seed{seed}_s"] = round(time.monotonic() - t, 2)
             stages[f"train_{model}_seed{seed}_steps_run"] = result["step"] - result["start_step"]
     return runs
+
+
+def train_run(model: str, profile: str, overrides: dict, checked=None, overwrite: bool = False, log=_log):
+    """Train (or resume, or reuse) one run to its budget with ``training.trainer.run_training``: returns
+    ``(config, result)``; a run that stopped early (signal) raises KeyboardInterrupt naming where it stopped."""
+    from cycle_medgan_tf.config import resolve_config
+    from cycle_medgan_tf.training.trainer import run_training
+
+    cfg = resolve_config(model, profile, overrides)
+    result = run_training(catalogue.trainer_class(model), cfg, overwrite=overwrite, log=log, data=checked)
+    if result["status"] != "completed":
+        raise KeyboardInterrupt(f"{model} seed {cfg.seed} training {result['status']} at step {result['step']}")
+    return cfg, result
 
 
 def main(argv):

@@ -142,25 +142,27 @@ def cache_dir() -> str:
 
 
 def default_cache_path(task: str, size: int, seed: int = 0, subjects: int = QUICK.subjects,
-                       slices: int = QUICK.slices, pet: str = "nac", val_slices: int | None = None) -> str:
+                       slices: int = QUICK.slices, pet: str = "nac", val_slices: int | None = None,
+                       transfer_b: str = "") -> str:
     """Where :func:`ensure_default` keeps the dataset with these settings (the generator version is part
-    of the name, so a changed generator never reuses stale files)."""
+    of the name, so a changed generator never reuses stale files; a transfer of domain B is named by its knots)."""
     _check(task, size, subjects, slices, seed, None, pet, val_slices)
     val = f"_val{val_slices}" if val_slices else ""
     mode = f"_{pet}" if task == "pet_ct" else ""
-    name = f"{task}{mode}_{size}px_{subjects}subj_{slices}sl{val}_seed{seed}_v{GENERATOR_VERSION}.h5"
+    transfer = "_transfer" + transfer_b.replace(":", "_").replace(",", "+") if transfer_b else ""
+    name = f"{task}{mode}_{size}px_{subjects}subj_{slices}sl{val}{transfer}_seed{seed}_v{GENERATOR_VERSION}.h5"
     return os.path.join(cache_dir(), "default", name)
 
 
 def ensure_default(task: str, size: int, seed: int = 0, subjects: int = QUICK.subjects,
                    slices: int = QUICK.slices, workers: int | None = None, pet: str = "nac",
-                   val_slices: int | None = None) -> str:
+                   val_slices: int | None = None, transfer_b: str = "") -> str:
     """Path of the cached default dataset, generating it first if it is not there yet."""
-    path = default_cache_path(task, size, seed, subjects, slices, pet, val_slices)
+    path = default_cache_path(task, size, seed, subjects, slices, pet, val_slices, transfer_b)
     if not os.path.exists(path):
         # Deterministic content: a concurrent writer produces the same bytes, so replacing is harmless.
         make_default(task, size, path, subjects, slices, seed, workers, overwrite=True, pet=pet,
-                     val_slices=val_slices)
+                     val_slices=val_slices, transfer_b=transfer_b)
     return path
 
 

@@ -1,0 +1,156 @@
+"""One run of the study: train it (``commands/main_job.train_run``: resumes an interrupted run directory, reuses a
+finished one), evaluate it on its store's paired validation split (``evaluate.validation_metrics``: Table I's four
+metrics and the tissue-aware ones, per slice with subject ids) and build the small JSON record of
+``study/records.py``. TensorFlow is imported here only, when a run is executed."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND
+from cycle_medgan_tf.study.plan import STORE_SEEDS, Run
+from cycle_medgan_tf.study.records import (REFERENCE_FORMAT, RUN_FORMAT, VERSION, encode_rows, reference_path,
+                                           write_json)
+from cycle_medgan_tf.study.stores import RunStores, run_stores
+
+CONFIG_ESSENTIALS = ("model", "profile", "image_size", "batch_size", "steps", "seed", "lr", "beta1", "beta2",
+                     "lr_schedule", "decay_start", "precision", "lambda_cycle", "lambda_cp", "lambda_cs",
+                     "perceptual_layer_weights", "style_layer_weights", "pool_size", "extractor",
+                     "unit_gan_weight", "unit_recon_weight", "unit_cycle_weight", "unit_kl_weight",
+                     "unit_kl_cycle_weight", "curve_every", "curve_slices")
+NOT_LOSSES = ("step", "time_s", "sec_per_step", "lr", "skipped_steps")
+
+
+def run_dir(workdir: str, run: Run) -> str:
+    return os.path.join(workdir, *run.run_id.split("/"))
+
+
+def git_commit() -> str:
+    """The commit of the checkout this package runs from (``+dirty`` with uncommitted changes), or ``unknown``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else ``platform.processor()``) and the usable core count."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 0
+    return f"{name or platform.processor() or platform.machine()} ({cores} cores)"
+
+
+def read_metrics_log(path: str) -> tuple[list[dict], list[dict]]:
+    """(loss records, curve records) of a ``metrics.jsonl`` (a line cut short by a kill is skipped)."""
+    losses, curves = [], []
+    if not os.path.isfile(path):
+        return losses, curves
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                (curves if record.get("kind") == CURVE_RECORD_KIND else losses).append(record)
+    return losses, curves
+
+
+def _rounded(record: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items() if k != "kind"}
+
+
+def _config_essentials(workdir: str, stores: RunStores) -> dict:
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    out = {k: config[k] for k in CONFIG_ESSENTIALS if k in config}
+    out.update(data=os.path.basename(stores.data), curve_data=os.path.basename(stores.curves))
+    return out
+
+
+def build_record(run: Run, stores: RunStores, workdir: str, metrics: dict, timing: dict) -> dict:
+    """The run's JSON (``study/records.py``) from its run directory, its validation metrics and timings."""
+    losses, curves = read_metrics_log(os.path.join(workdir, "metrics.jsonl"))
+    step_times = [r["sec_per_step"] for r in losses if isinstance(r.get("sec_per_step"), (int, float))]
+    return {
+        "format": RUN_FORMAT, "version": VERSION, "run": run.record(),
+        "config": _config_essentials(workdir, stores),
+        "provenance": {"git_commit": git_commit(), "cpu": cpu_model(), "platform": platform.platform(),
+                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       "store_seed": STORE_SEEDS[run.store], **timing,
+                       "step_s_median": round(statistics.median(step_times), 4) if step_times else None},
+        "evaluation": {"split": "val (paired)", "direction": "a2b", "store": os.path.basename(stores.data),
+                       "n_slices": len(metrics["subjects"]), "columns": metrics["columns"]},
+        "subjects": metrics["subjects"],
+        "metrics": encode_rows(metrics["rows"][run.model]),
+        "curves": [_rounded(r) for r in curves],
+        "final_losses": {k: round(v, 6) for k, v in (losses[-1] if losses else {}).items()
+                         if k not in NOT_LOSSES and isinstance(v, (int, float))},
+    }
+
+
+def _write_reference(results: str, run: Run, stores: RunStores, metrics: dict) -> None:
+    path = reference_path(results, run.task, run.store, run.data)
+    if os.path.exists(path):
+        return
+    write_json(path, {"format": REFERENCE_FORMAT, "version": VERSION, "task": run.task, "store": run.store,
+                      "data": run.data, "store_file": os.path.basename(stores.data), "subjects": metrics["subjects"],
+                      "columns": metrics["columns"], "rows": {"Identity": encode_rows(metrics["rows"]["Identity"])}})
+
+
+class Executor:
+    """Trains and evaluates runs; each store is validated once per process."""
+
+    def __init__(self, workdir: str, results: str, overwrite: bool = False, log=print):
+        self.workdir, self.results, self.overwrite, self.log = workdir, results, overwrite, log
+        self._checked: dict[str, object] = {}
+
+    def _checked_store(self, path: str):
+        from cycle_medgan_tf.data.store import check_store
+
+        if path not in self._checked:
+            self._checked[path] = check_store(path)
+        return self._checked[path]
+
+    def __call__(self, run: Run) -> dict:
+        """Train, evaluate and return the record of ``run`` (nothing written but its run directory and, the first
+        time a store is evaluated, its reference JSON)."""
+        from cycle_medgan_tf.commands.main_job import train_run
+        from cycle_medgan_tf.evaluate import validation_metrics
+
+        t0 = time.monotonic()
+        stores = run_stores(run, log=self.log)
+        workdir = run_dir(self.workdir, run)
+        overrides = dict(run.overrides(), data=stores.data, curve_data=stores.curves, workdir=workdir)
+        self.log(f"[study] training {run.run_id}")
+        _, result = train_run(run.model, run.profile, overrides, self._checked_store(stores.data), self.overwrite,
+                              log=self.log)
+        t_train = time.monotonic()
+        # the Identity row on the linear window only (the copied input read through a transfer means nothing)
+        need_identity = run.data == "linear" and not os.path.exists(
+            reference_path(self.results, run.task, run.store, run.data))
+        metrics = validation_metrics(stores.data, {run.model: workdir}, identity=need_identity)
+        if need_identity:
+            _write_reference(self.results, run, stores, metrics)
+        timing = {"wall_time_s": round(time.monotonic() - t0, 2), "train_s": round(t_train - t0, 2),
+                  "evaluate_s": round(time.monotonic() - t_train, 2),
+                  "steps_this_sitting": result["step"] - result["start_step"]}
+        return build_record(run, stores, workdir, metrics, timing)

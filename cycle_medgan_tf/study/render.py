@@ -1,0 +1,62 @@
+"""Render the study from its JSONs alone (no TensorFlow, no run directories): per task and stage
+``TASK_STAGE.md`` (tables) and ``TASK_STAGE_curves.png`` (learning curves), and ``choice.json`` (the ablation's
+choice per task by the rule of ``study/plan.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from cycle_medgan_tf.atomic import atomic_write_text
+from cycle_medgan_tf.study.choice import choose
+from cycle_medgan_tf.study.plan import STAGE_STORE, STAGES, TASKS
+from cycle_medgan_tf.study.plots import render_stage_curves
+from cycle_medgan_tf.study.records import REFERENCE_FORMAT, StudyError, load_records
+from cycle_medgan_tf.study.summary import group_records, identity_configuration
+from cycle_medgan_tf.study.tables import stage_markdown
+
+CHOICE_FILE = "choice.json"
+
+
+def _references(results: str) -> list:
+    return [identity_configuration(r) for r in load_records(results, REFERENCE_FORMAT)]
+
+
+def render_study(results: str, out: str) -> list[str]:
+    """Write every table, curve figure and ``choice.json`` of the records under ``results`` into ``out``;
+    returns the paths written. Refuses (:class:`StudyError`) a results folder without any run record."""
+    records = load_records(results)
+    if not records:
+        raise StudyError(f"--results {results}: no study run JSONs found")
+    try:
+        configs = group_records(records)
+    except ValueError as exc:
+        raise StudyError(f"--results {results}: {exc}") from None
+    references = _references(results)
+    os.makedirs(out, exist_ok=True)
+    written, choices = [], {}
+    for task in TASKS:
+        if any(c.task == task and c.stage == "ablation" for c in configs):
+            choices[task] = choose(task, configs)
+        for stage in STAGES:
+            group = [c for c in configs if c.task == task and c.stage == stage]
+            if not group:
+                continue
+            if stage == "window":     # its linear-window CycleGAN is the ablation's
+                budgets = {c.steps for c in group}
+                group = [c for c in configs if c.task == task and c.stage == "ablation" and c.model == "cyclegan"
+                         and c.steps in budgets] + group
+            refs = [r for r in references if r.task == task and r.data in {c.data for c in group}
+                    and r.store == STAGE_STORE[stage]]
+            path = os.path.join(out, f"{task}_{stage}.md")
+            atomic_write_text(path, stage_markdown(task, stage, group, refs, choices.get(task) if stage ==
+                                                   "ablation" else None))
+            written.append(path)
+            figure = os.path.join(out, f"{task}_{stage}_curves.png")
+            if render_stage_curves(figure, task, stage, group):
+                written.append(figure)
+    if choices:
+        path = os.path.join(out, CHOICE_FILE)
+        atomic_write_text(path, json.dumps(choices, indent=1) + "\n")
+        written.append(path)
+    return written
