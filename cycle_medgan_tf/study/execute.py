@@ -44,18 +44,10 @@ def git_commit() -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (else ``platform.processor()``) and the usable core count."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 0
-    return f"{name or platform.processor() or platform.machine()} ({cores} cores)"
+    """The machine's label (``bench.machine.describe_cpu``: model, family / model numbers, cores, ISA)."""
+    from cycle_medgan_tf.bench.machine import describe_cpu
+
+    return describe_cpu()["label"]
 
 
 def read_metrics_log(path: str) -> tuple[list[dict], list[dict]]:
