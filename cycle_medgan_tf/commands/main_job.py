@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 from absl import flags
@@ -25,11 +24,12 @@ from absl import flags
 from cycle_medgan_tf import catalogue
 from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.cli import fail, run_app
+from cycle_medgan_tf.training.jobs import TUNING_SEED, default_data, train_run  # noqa: F401 (re-exported)
+from cycle_medgan_tf.training.jobs import log_line as _log
 
 MODEL_ORDER = catalogue.translator_names()      # Table I order
 TASKS = ("pet_ct", "mr_motion")
 QUICK_MINUTES = "25-45"    # one seed of the three models on 2 cores, depending on the CPU (README, Results)
-TUNING_SEED = 1          # generator seed of the default tuning store (its subjects differ from seed 0's)
 
 FLAGS = flags.FLAGS
 
@@ -92,10 +92,6 @@ def user_errors() -> tuple:
     return (TrainingError, EvaluationError, WeightsError, DefaultDataError, ValueError)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run_job(task: str, profile: str, results: str, models, steps=None, image_size=None, subjects=None, slices=None,
             data=None, overwrite=False, seeds=None, pet="nac", tuning_data=None) -> dict:
     """Run every stage; returns the summary written to ``summary.json``."""
@@ -151,23 +147,6 @@ def _render_curves(out: str, task: str, runs: dict, tuning_data: str, cfg) -> st
     return path
 
 
-def default_data(task: str, profile: str, size: int, subjects=None, slices=None, pet: str = "nac", seed: int = 0,
-                 transfer_b: str = "", log=_log, create: bool = True) -> str:
-    """The cached default store of the profile's cohort (``seed`` 1 and up: a tuning store of other subjects;
-    ``transfer_b``: domain B's piecewise-linear transfer, data/window.py); ``create=False``: only its path."""
-    from cycle_medgan_tf.data.make_default import default_cache_path, ensure_default
-    from cycle_medgan_tf.data.synth.tasks import cohort
-
-    group = cohort(task, profile)    # the smoke profile uses a tiny cohort so the test suite stays fast
-    settings = dict(subjects=subjects or group.subjects, slices=slices or group.slices,
-                    val_slices=None if slices else group.val_slices)
-    if not create:
-        return default_cache_path(task, size, seed=seed, pet=pet, transfer_b=transfer_b, **settings)
-    log(f"[job] default {task} data at {size}x{size} ({settings['subjects']} subjects x {settings['slices']} slices"
-        f"{', seed ' + str(seed) if seed else ''}{', transfer ' + transfer_b if transfer_b else ''})")
-    return ensure_default(task, size, seed=seed, pet=pet, transfer_b=transfer_b, **settings)
-
-
 def run_dir(out: str, model: str, seed: int) -> str:
     """Where the job trains ``model`` with ``seed``: ``OUT/runs/MODEL/seed_K``."""
     return os.path.join(out, "runs", model, f"seed_{seed}")
@@ -189,19 +168,6 @@ def _train_all(models, profile: str, overrides: dict, seeds, out: str, overwrite
             stages[f"train_{model}_seed{seed}_s"] = round(time.monotonic() - t, 2)
             stages[f"train_{model}_seed{seed}_steps_run"] = result["step"] - result["start_step"]
     return runs
-
-
-def train_run(model: str, profile: str, overrides: dict, checked=None, overwrite: bool = False, log=_log):
-    """Train (or resume, or reuse) one run to its budget with ``training.trainer.run_training``: returns
-    ``(config, result)``; a run that stopped early (signal) raises KeyboardInterrupt naming where it stopped."""
-    from cycle_medgan_tf.config import resolve_config
-    from cycle_medgan_tf.training.trainer import run_training
-
-    cfg = resolve_config(model, profile, overrides)
-    result = run_training(catalogue.trainer_class(model), cfg, overwrite=overwrite, log=log, data=checked)
-    if result["status"] != "completed":
-        raise KeyboardInterrupt(f"{model} seed {cfg.seed} training {result['status']} at step {result['step']}")
-    return cfg, result
 
 
 def main(argv):

@@ -31,11 +31,8 @@ class CurvesError(ValueError):
     """A problem with the curve figure's inputs; the message is one line meant for the user."""
 
 
-def read_curve_records(run_dir: str) -> list[dict]:
-    """The curve records of ``RUN/metrics.jsonl`` in step order (a line cut short by a kill is skipped)."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.isfile(path):
-        raise CurvesError(f"{run_dir}: no metrics.jsonl (not a training run directory?)")
+def metrics_records(path: str) -> list[dict]:
+    """Every record (JSON object line) of a ``metrics.jsonl``; a line cut short by a kill is skipped."""
     records = []
     with open(path) as f:
         for line in f:
@@ -43,8 +40,17 @@ def read_curve_records(run_dir: str) -> list[dict]:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("kind") == CURVE_RECORD_KIND:
+            if isinstance(record, dict):
                 records.append(record)
+    return records
+
+
+def read_curve_records(run_dir: str) -> list[dict]:
+    """The curve records of ``RUN/metrics.jsonl`` in step order (a line cut short by a kill is skipped)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise CurvesError(f"{run_dir}: no metrics.jsonl (not a training run directory?)")
+    records = [r for r in metrics_records(path) if r.get("kind") == CURVE_RECORD_KIND]
     if not records:
         raise CurvesError(f"{run_dir}: metrics.jsonl holds no learning-curve records (train with --curve_data)")
     return sorted(records, key=lambda r: r["step"])

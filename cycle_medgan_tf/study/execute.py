@@ -1,4 +1,4 @@
-"""One run of the study: train it (``commands/main_job.train_run``: resumes an interrupted run directory, reuses a
+"""One run of the study: train it (``training/jobs.train_run``: resumes an interrupted run directory, reuses a
 finished one), evaluate it on its store's paired validation split (``evaluate.validation_metrics``: Table I's four
 metrics and the tissue-aware ones, per slice with subject ids) and build the small JSON record of
 ``study/records.py``. TensorFlow is imported here only, when a run is executed."""
@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import time
 
-from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND
+from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND, metrics_records
 from cycle_medgan_tf.study.plan import STORE_SEEDS, Run
 from cycle_medgan_tf.study.records import (REFERENCE_FORMAT, RUN_FORMAT, VERSION, encode_rows, reference_path,
                                            write_json)
@@ -55,14 +55,8 @@ def read_metrics_log(path: str) -> tuple[list[dict], list[dict]]:
     losses, curves = [], []
     if not os.path.isfile(path):
         return losses, curves
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                (curves if record.get("kind") == CURVE_RECORD_KIND else losses).append(record)
+    for record in metrics_records(path):
+        (curves if record.get("kind") == CURVE_RECORD_KIND else losses).append(record)
     return losses, curves
 
 
@@ -125,7 +119,7 @@ class Executor:
     def __call__(self, run: Run) -> dict:
         """Train, evaluate and return the record of ``run`` (nothing written but its run directory and, the first
         time a store is evaluated, its reference JSON)."""
-        from cycle_medgan_tf.commands.main_job import train_run
+        from cycle_medgan_tf.training.jobs import train_run
         from cycle_medgan_tf.evaluate import validation_metrics
 
         t0 = time.monotonic()

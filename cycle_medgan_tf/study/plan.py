@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from cycle_medgan_tf import catalogue
-from cycle_medgan_tf.commands.main_job import TUNING_SEED
+from cycle_medgan_tf.training.jobs import TUNING_SEED
 from cycle_medgan_tf.config import PAPER_EPOCH_SLICES, resolve_config
 
 TASKS = ("pet_ct", "mr_motion")

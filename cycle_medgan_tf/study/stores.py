@@ -1,5 +1,5 @@
 """Where each run of the study trains, evaluates and draws its learning curves: the cached default stores
-(``commands/main_job.default_data``), and the guard that keeps the tuning stages off the test store."""
+(``training/jobs.default_data``), and the guard that keeps the tuning stages off the test store."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def store_path(task: str, role: str, data: str, profile: str, create: bool = Tru
                log=None) -> str:
     """The default store of ``role`` ("test" or "tuning"; or an explicit generator ``seed``) in data variant
     ``data``; generated into the cache first when ``create`` and missing."""
-    from cycle_medgan_tf.commands.main_job import default_data
+    from cycle_medgan_tf.training.jobs import default_data
 
     kwargs = {"log": log} if log is not None else {}
     return default_data(task, profile, image_size(profile), seed=STORE_SEEDS[role] if seed is None else seed,
