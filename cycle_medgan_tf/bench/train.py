@@ -180,7 +180,8 @@ def time_pairs(trainer, other, steps: int, warmup: int) -> tuple[list, list]:
 
 
 def _versus_plain_conv(cfg, trainer, steps: int, warmup: int) -> dict:
-    """The step of ``trainer`` against the same model with the standard image-layer gradients, interleaved."""
+    """The step of ``trainer`` against the same model built with plain convolutions (no ``cpu_conv`` paths),
+    interleaved."""
     from cycle_medgan_tf.models.cpu_conv import plain_convolutions
 
     with plain_convolutions():

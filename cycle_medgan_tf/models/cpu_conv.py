@@ -96,13 +96,13 @@ def patch_matmul_conv2d(x, kernel, strides):
     return tf.reshape(y, tf.concat([tf.shape(patches)[:3], [filters]], axis=0))
 
 
-def output_pixels(input_shape, kernel_size, strides, padding: str):
-    """Output pixels per image of a channels-last convolution, or None when the input's size is not fixed."""
+def valid_output_pixels(input_shape, kernel_size, strides):
+    """Output pixels per image of a channels-last 'valid' convolution, or None when the input's size is not fixed."""
     if None in tuple(input_shape[1:3]):
         return None
     pixels = 1
     for side, k, s in zip(input_shape[1:3], kernel_size, strides):
-        pixels *= (side - k) // s + 1 if padding == "valid" else -(-side // s)
+        pixels *= (side - k) // s + 1
     return pixels
 
 
@@ -129,7 +129,8 @@ class CpuConv2D(layers.Conv2D):
     def build(self, input_shape):
         super().build(input_shape)
         if self.data_format == "channels_last":
-            pixels = output_pixels(input_shape, self.kernel_size, self.strides, self.padding)
+            pixels = (valid_output_pixels(input_shape, self.kernel_size, self.strides)
+                      if self.padding == "valid" else None)     # patch_matmul takes 'valid' only
             patch_size = self.kernel_size[0] * self.kernel_size[1] * int(input_shape[-1])
             self.path = choose_path(self.filters, self.kernel_size, self.strides, self.padding, self.dilation_rate,
                                     pixels, patch_size)
