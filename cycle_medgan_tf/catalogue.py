@@ -29,13 +29,16 @@ class CycleSettings:
     lambda_cycle: float = 10.0
     lambda_cp: float = 0.0            # cycle-perceptual weight
     lambda_cs: float = 0.0            # cycle-style weight
+    # identity-mapping loss ||G(b) - b||_1 + ||F(a) - a||_1 (Zhu et al. 2017, sec. 5.2; junyanz's PyTorch code uses
+    # 0.5 x lambda_cycle): not in xhujoy's implementation, so off in both faithful models; an option
+    lambda_identity: float = 0.0
     perceptual_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])   # per phi_i
     style_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])        # per phi_i
     extractor: str = ""               # feature-extractor weights; "" = the shipped BiGAN extractor
     pool_size: int = 50               # discriminator history pool; 0 disables it
 
     def problems(self) -> list[str]:
-        out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs"))
+        out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity"))
         for name in ("perceptual_layer_weights", "style_layer_weights"):
             weights = getattr(self, name)
             if not (len(weights) > 0 and all(w >= 0 for w in weights)):

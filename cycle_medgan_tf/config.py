@@ -107,15 +107,22 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls) if f.name != "settings"]
 
 
+# settings added after runs had been written, with the value that means "as before": a record without one is read
+# as having this value
+ADDED_SETTINGS = {"lambda_identity": 0.0}
+
+
 def current_layout(record: dict) -> dict:
     """A ``config.json`` record in today's layout. Earlier runs wrote every family's settings (those of other
-    families unused) and no ``lr_schedule`` (the lr decayed linearly from ``decay_start``, 1 meaning never): their
-    records are read as the same run today's layout describes, so that they resume."""
+    families unused), no ``lr_schedule`` (the lr decayed linearly from ``decay_start``, 1 meaning never) and none
+    of :data:`ADDED_SETTINGS`: their records are read as the same run today's layout describes, so that they
+    resume."""
     if not isinstance(record, dict) or record.get("model") not in catalogue.names():
         return record
     family = catalogue.family(record["model"])
     others = set(catalogue.all_setting_names()) - set(family.setting_names())
     out = {k: v for k, v in record.items() if k not in others}
+    out.update({k: v for k, v in ADDED_SETTINGS.items() if k in family.setting_names() and k not in out})
     if "lr_schedule" not in out:
         decays = out.get("decay_start", 1.0) < 1
         out["lr_schedule"] = "linear_decay" if decays else family.defaults.get("lr_schedule", "linear_decay")
@@ -138,6 +145,8 @@ FLAG_HELP: dict[str, str] = {
                    "per run.",
     "lr_schedule": "Learning-rate schedule: linear_decay (constant until --decay_start, then linearly to ~0) or "
                    "constant (default from the model: UNIT and BiGAN constant).",
+    "lambda_identity": "CycleGAN / Cycle-MedGAN: weight of the identity-mapping loss |G(b) - b| + |F(a) - a| (Zhu "
+                       "et al. 2017; junyanz's code uses 0.5 x lambda_cycle). Not in the faithful recipe: default 0.",
     "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
                     "its subjects).",
 }

@@ -144,15 +144,17 @@ def test_an_old_flat_config_json_reads_as_the_same_run(model):
     assert current_layout(changed) != resolve_config(model, "smoke").to_dict()
 
 
-def test_a_run_with_an_old_config_json_resumes(phantom_store, tmp_path):
-    from cycle_medgan_tf.training.trainer import run_training
+def test_a_run_directory_with_an_old_config_json_is_accepted_for_resuming(tmp_path):
+    """The work-directory check that every training start makes (``rundir.prepare_workdir``) accepts the old
+    record as this run (and then rewrites it in today's layout) and still refuses a changed setting."""
+    from cycle_medgan_tf.training.rundir import TrainingError, prepare_workdir
 
-    cfg = resolve_config("cyclegan", "smoke", dict(data=phantom_store, workdir=str(tmp_path), steps=2, image_size=32))
-    first = run_training(catalogue.trainer_class("cyclegan"), cfg, log=lambda m: None, max_new_steps=1)
-    assert first["status"] == "paused"
-    written = json.loads((tmp_path / "config.json").read_text())
-    old = dict(OLD_LAYOUT["cyclegan"], data=written["data"], workdir=written["workdir"], steps=2, image_size=32)
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    resumed = run_training(catalogue.trainer_class("cyclegan"), cfg, log=lambda m: None)
-    assert (resumed["status"], resumed["start_step"], resumed["step"]) == ("completed", 1, 2)
-    assert os.path.isdir(tmp_path / "export" / "a2b")
+    cfg = resolve_config("cyclegan", "smoke", dict(data="store.h5", workdir=str(tmp_path / "run"), steps=2))
+    old = dict(OLD_LAYOUT["cyclegan"], data=cfg.data, workdir=cfg.workdir, steps=2)
+    os.makedirs(cfg.workdir)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    prepare_workdir(cfg, overwrite=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == cfg.to_dict()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(dict(old, lr=1.0)))
+    with pytest.raises(TrainingError, match="differs in: lr"):
+        prepare_workdir(cfg, overwrite=False)

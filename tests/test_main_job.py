@@ -45,17 +45,19 @@ def test_run_sh_pet_ct_smoke_writes_every_output_then_adds_a_seed_and_reuses_run
     assert summary["profile"] == "smoke" and summary["wall_time_s"] > 0 and summary["seeds"] == [0]
     assert all(summary["stages"][f"train_{m}_seed0_steps_run"] == 4 for m in MODELS)
 
-    second = _run(tmp_path, "--models=unit,cyclegan", "--seeds=0,1")     # seed 0 reused, seed 1 trained
+    second = _run(tmp_path, "--models=cyclegan", "--seeds=0,1")     # seed 0 reused, seed 1 trained
     assert second.returncode == 0, second.stderr[-3000:]
     for folder in (out / "seeds" / "seed_0", out / "seeds" / "seed_1"):
         for name in ("table1.md", "table1.csv", "table1.tex", "table1.json", "fig3.png"):
             assert (folder / name).is_file() and (folder / name).stat().st_size > 0, (folder, name)
     stages = json.loads((out / "summary.json").read_text())["stages"]
     assert stages["train_cyclegan_seed0_steps_run"] == 0 and stages["train_cyclegan_seed1_steps_run"] == 4
-    assert json.loads((out / "runs" / "unit" / "seed_1" / "config.json").read_text())["seed"] == 1
+    assert json.loads((out / "runs" / "cyclegan" / "seed_1" / "config.json").read_text())["seed"] == 1
     table = json.loads((out / "table1.json").read_text())
-    assert table["spread"] == "seeds" and table["seeds"]["UNIT"] == ["seed_0", "seed_1"]
-    assert set(json.loads((out / "seeds" / "seed_1" / "table1.json").read_text())["models"]) == ROWS - {"Cycle-MedGAN"}
+    assert table["spread"] == "seeds" and table["seeds"]["CycleGAN"] == ["seed_0", "seed_1"]
+    assert set(table["models"]) == ROWS - {"UNIT", "Cycle-MedGAN"}
+    assert set(json.loads((out / "seeds" / "seed_1" / "table1.json").read_text())["models"]) == ROWS - {"UNIT",
+                                                                                                     "Cycle-MedGAN"}
 
     third = _run(tmp_path, "--models=cyclegan")                  # back to one seed: nothing retrained
     assert third.returncode == 0, third.stderr[-3000:]

@@ -54,6 +54,7 @@ def test_smoke_run_trains_checkpoints_resumes_and_exports(model, phantom_store, 
     assert all(np.isfinite(r["g_total"]) and np.isfinite(r["d_total"]) for r in records)
     if model == "cycle_medgan":
         assert all(r["cycle_perceptual"] > 0 and r["cycle_style"] > 0 for r in records)
+    assert not any("identity" in r for r in records)          # the faithful recipes have no identity loss
     assert sorted(os.listdir(run / "checkpoints"))[:1] == ["checkpoint"]
     assert list((run / "samples").glob("*.png")) and list((run / "tb").iterdir())
 
@@ -101,6 +102,9 @@ def test_paused_and_resumed_run_matches_straight_run(model, phantom_store, tmp_p
 def test_different_config_on_existing_workdir_is_refused(phantom_store, tmp_path):
     run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=1),
                  log=lambda m: None)
+    with pytest.raises(TrainingError, match="differs in: lambda_identity"):
+        run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=1,
+                                                        lambda_identity=1.0), log=lambda m: None)
     with pytest.raises(TrainingError, match="differs in: steps"):
         run_training(trainer_class("cyclegan"), _config("cyclegan", phantom_store, tmp_path / "run", steps=2),
                      log=lambda m: None)

@@ -131,12 +131,10 @@ def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndar
 def main(argv):
     del argv
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
-    from cycle_medgan_tf.evaluation.runs import EvaluationError, check_run, parse_runs
+    from cycle_medgan_tf.evaluation.runs import EvaluationError, check_run, required_runs
 
-    if not FLAGS.data or not FLAGS.runs:
-        fail("--data and --runs are required")
     try:
-        runs = parse_runs(FLAGS.runs)
+        runs = required_runs(FLAGS.data, FLAGS.runs)
         with open_store(FLAGS.data) as store:
             if store.domain_b != "CT":
                 fail(f"{FLAGS.data}: domain B is {store.domain_b}, not CT")

@@ -22,6 +22,13 @@ class EvaluationError(Exception):
     """A problem with the evaluation's inputs; the message is one line meant for the user."""
 
 
+def required_runs(data, spec) -> dict[str, list[str]]:
+    """The ``--data`` / ``--runs`` pair of a command that scores runs on a store: both given, the runs parsed."""
+    if not data or not spec:
+        raise EvaluationError("--data and --runs are required")
+    return parse_runs(spec)
+
+
 def parse_runs(spec: str) -> dict[str, list[str]]:
     """``"unit=D1+D2,cycle_medgan=D3"`` -> ``{"unit": ["D1", "D2"], "cycle_medgan": ["D3"]}`` (checked)."""
     runs: dict[str, list[str]] = {}

@@ -2,7 +2,8 @@
 its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0). Settings: ``catalogue.CycleSettings``.
 
 One step: both generators are updated first on
-``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]``
+``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]
+[+ lambda_identity * L_id]``
 with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses each, with the fakes of this step
 passed through the 50-image history pools, with the other Adam. Under ``tf.distribute`` the pools are queried once
 per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device. The feature losses see
@@ -50,9 +51,9 @@ def step_flop_calls(trainer) -> dict:
     shape = (cfg.image_size, cfg.image_size, cfg.channels)
     g = forward_flops(trainer.g_ab, shape)
     d = forward_flops(trainer.d_a, shape)
-    # generator update: 4 generator calls, 2 discriminator calls (all with gradients);
+    # generator update: 4 generator calls (6 with the identity loss), 2 discriminator calls (all with gradients);
     # discriminator update: 4 discriminator calls (real and pooled fake of each domain).
-    calls = {"generator": (4, g, 3), "discriminator": (6, d, 3)}
+    calls = {"generator": (4 + 2 * (cfg.settings.lambda_identity > 0), g, 3), "discriminator": (6, d, 3)}
     if trainer.use_features:
         e = forward_flops(trainer.extractor, shape)
         # the frozen extractor: forward only on the real images, forward + input gradient on reconstructions
@@ -113,6 +114,9 @@ class CycleTrainer(TranslatorTrainer):
         }
         weights = self.cfg.settings
         total = out["g_adv_a2b"] + out["g_adv_b2a"] + weights.lambda_cycle * out["cycle"]
+        if weights.lambda_identity > 0:     # each generator applied to its own target domain should change nothing
+            out["identity"] = losses.l1(b, self.g_ab(b, training=True)) + losses.l1(a, self.g_ba(a, training=True))
+            total += weights.lambda_identity * out["identity"]
         if self.use_features:
             cp_a, cs_a = self.feature_losses(a, rec_a)
             cp_b, cs_b = self.feature_losses(b, rec_b)

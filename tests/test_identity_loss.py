@@ -1,0 +1,49 @@
+"""The optional identity-mapping loss of the cycle trainer (``--lambda_identity``; Zhu et al. 2017): off in both
+faithful models, the value it claims when on, gradients into both generators, and old run directories (written
+before the setting existed) still resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from cycle_medgan_tf.config import current_layout, resolve_config
+from cycle_medgan_tf.training.cycle import CycleTrainer
+from cycle_medgan_tf.training.trainer import DataInfo
+
+INFO = DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
+                window_b=(-1.0, 1.0), pixel_spacing_mm=8.0, store_size=32, n_train_a=4, n_train_b=4)
+
+
+def test_both_faithful_models_have_no_identity_loss():
+    for model in ("cyclegan", "cycle_medgan"):      # (no "identity" loss is logged then: tests/test_training.py)
+        for profile in ("smoke", "quick", "paper"):
+            assert resolve_config(model, profile, {}).settings.lambda_identity == 0.0
+
+
+def test_identity_loss_is_each_generator_on_its_own_domain_and_trains_both():
+    trainer = CycleTrainer(resolve_config("cyclegan", "smoke", dict(image_size=32, lambda_identity=5.0)), INFO)
+    a = tf.random.stateless_uniform((1, 32, 32, 1), [1, 2], -1.0, 1.0)
+    b = tf.random.stateless_uniform((1, 32, 32, 1), [2, 3], -1.0, 1.0)
+    with tf.GradientTape(persistent=True) as tape:
+        out, _, _ = trainer.generator_losses(a, b)
+    want = (np.mean(np.abs(trainer.g_ab(b, training=True).numpy() - b.numpy()))
+            + np.mean(np.abs(trainer.g_ba(a, training=True).numpy() - a.numpy())))
+    np.testing.assert_allclose(out["identity"].numpy(), want, rtol=1e-5)
+    without = out["g_adv_a2b"] + out["g_adv_b2a"] + 10.0 * out["cycle"]
+    np.testing.assert_allclose(out["g_total"].numpy(), (without + 5.0 * out["identity"]).numpy(), rtol=1e-5)
+    for generator in (trainer.g_ab, trainer.g_ba):
+        grads = tape.gradient(out["identity"], generator.trainable_variables)
+        assert all(g is not None and np.any(g.numpy()) for g in grads), generator.name
+    del tape
+
+
+def test_a_config_written_before_the_setting_existed_is_the_same_configuration():
+    for model in ("cyclegan", "cycle_medgan"):
+        today = resolve_config(model, "smoke").to_dict()
+        before = {k: v for k, v in today.items() if k != "lambda_identity"}
+        assert current_layout(before) == today
+        assert current_layout(dict(before, lambda_identity=5.0)) != today
+    unit = resolve_config("unit", "smoke").to_dict()
+    assert "lambda_identity" not in unit and current_layout(unit) == unit
+    # a real run directory written that way resumes: tests/test_training.py
