@@ -54,7 +54,9 @@ cmd="${1:-help}"
 case "$cmd" in
   help|-h|--help) usage ;;
   setup) setup_env; echo "[run.sh] environment ready: $PY" ;;
-  test) setup_env; exec "$PY" -m pytest -q -n "${PYTEST_WORKERS:-auto}" tests "$@" ;;
+  test) setup_env
+        # --dist=loadgroup: tests sharing a module's training fixture stay on one worker (tests/conftest.py)
+        exec "$PY" -m pytest -q -n "${PYTEST_WORKERS:-auto}" --dist=loadgroup --no-loadscope-reorder tests "$@" ;;
   pet_ct|mr_motion) setup_env; exec "$PY" -m cycle_medgan_tf.main_job --task="$cmd" "$@" ;;
   reproduce) setup_env; exec "$PY" -m cycle_medgan_tf.reproduce "$@" ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;

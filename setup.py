@@ -22,5 +22,5 @@ setup(
         "nibabel>=5.0",
         "pydicom>=2.4",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "sewar>=0.4.6", "ruff>=0.5"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.6", "hypothesis>=6", "sewar>=0.4.6", "ruff>=0.5"]},
 )
