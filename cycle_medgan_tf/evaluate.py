@@ -125,7 +125,9 @@ def _read_rows(dataset, keep: np.ndarray) -> np.ndarray:
     return dataset[()] if len(keep) == dataset.shape[0] else dataset[keep]
 
 
-def _read_validation(data: str, runs, direction: str, max_slices, lookup: bool) -> ValidationData:
+def read_validation(data: str, runs, direction: str, max_slices, lookup: bool) -> ValidationData:
+    """The validated store's paired validation set of ``direction`` (model range), after checking every run's
+    export against it (``EvaluationError`` names the problem)."""
     problems = validate_store(data)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -208,7 +210,7 @@ def evaluate(data, runs: Mapping[str, str | Sequence[str]], out, *, direction: s
         load_weights()
     except LPIPSWeightsError as exc:
         raise EvaluationError(str(exc)) from exc
-    val = _read_validation(data, runs, direction, max_slices, lookup)
+    val = read_validation(data, runs, direction, max_slices, lookup)
     columns = report.table_keys(val.dest)
     conventions = _conventions(val, direction, max_slices, identity, lookup, degrade, runs)
     references = _reference_predictions(val, identity, lookup, degrade)
@@ -238,7 +240,7 @@ def validation_metrics(data, runs: Mapping[str, str], *, direction: str = "a2b",
         load_weights()
     except LPIPSWeightsError as exc:
         raise EvaluationError(str(exc)) from exc
-    val = _read_validation(os.fspath(data), runs, direction, None, False)
+    val = read_validation(os.fspath(data), runs, direction, None, False)
     rows = {name: _row_metrics(val, translate(name, dirs[0], direction, val.inputs, batch_size), batch_size)
             for name, dirs in runs.items()}
     if identity:

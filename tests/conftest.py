@@ -59,17 +59,36 @@ def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.Comple
 
 
 # ---- scheduling under pytest-xdist (``./run.sh test`` passes --dist=loadgroup --no-loadscope-reorder) ----------
-# Modules whose tests share an expensive module-scoped training fixture mark themselves
-# ``pytestmark = pytest.mark.xdist_group(...)`` so that one worker sets the fixture up once. Work units are handed
-# out in collection order to whichever worker is free, so the slowest modules go first: a long test started last
-# would leave the other worker idle. Order by their measured total time (s, 2 workers on a 2-core AMD EPYC,
-# 2026-12-01): main_job 320, training 298, distribute 281, reliability 264, inference 172, curves 171, study 94,
-# bench 78; the rest keep pytest's order after them.
+# Modules whose tests share an expensive module-scoped training fixture are xdist groups (GROUPED_MODULES), so
+# that one worker sets the fixture up once. Work units are handed out in collection order to whichever worker is
+# free, so the slowest modules go first: a long test started last would leave the other worker idle. Order by
+# their measured total time (s, 2 workers on a 2-core AMD EPYC, 2026-12-01): main_job 320, training 298,
+# distribute 281, reliability 264, inference 172, curves 171, study 94, bench 78; the rest keep pytest's order.
 SLOW_MODULES_FIRST = ("test_main_job", "test_training", "test_distribute", "test_reliability", "test_inference",
                       "test_curves", "test_study", "test_bench")
+GROUPED_MODULES = ("test_distribute", "test_reliability", "test_curves", "test_evaluate")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))       # stable: the rest keep their order
+    for item in items:
+        if item.path.stem in GROUPED_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
+def _module_stem(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """Stop before any test runs if a worker's node ids lost their group (pytest 9.2 with pytest-xdist 3.8: the
+    groups were split without any error, both workers built the same training fixtures at once and the suite
+    took 1,507 s instead of about 1,200)."""
+    if node.config.getoption("dist") != "loadgroup":
+        return
+    lost = [i for i in ids if _module_stem(i) in GROUPED_MODULES and "@" not in i.rsplit("]", 1)[-1]]
+    if lost:
+        pytest.exit(f"--dist=loadgroup is not grouping {len(lost)} tests (e.g. {lost[0]}) with pytest "
+                    f"{pytest.__version__}; install the versions setup.py pins (./run.sh setup)", returncode=4)

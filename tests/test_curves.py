@@ -31,7 +31,6 @@ from cycle_medgan_tf.training.trainer import DataInfo, run_training, total_steps
 from tests.conftest import phantom_slices, run_module
 from tests.test_reliability import checkpoint_values, one_error_line
 
-pytestmark = pytest.mark.xdist_group("curves")     # its module fixtures are set up once (conftest)
 
 CURVE_KEYS = {"a2b_ssim", "a2b_psnr", "b2a_ssim", "b2a_psnr"}
 VAL_SUBJECTS = ["t-v0"] * 3 + ["t-v1"] * 3

@@ -34,7 +34,6 @@ import tensorflow as tf
 from cycle_medgan_tf.training.distribute import DistributionError, parse_tf_config
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.xdist_group("distribute")     # its module fixtures are set up once (conftest)
 
 TRAIN = "cycle_medgan_tf.train"
 TIMEOUT_S = 480          # per subprocess: a hang fails the test instead of blocking CI

@@ -15,7 +15,6 @@ from scipy.ndimage import gaussian_filter
 from cycle_medgan_tf.data.store import write_store
 from cycle_medgan_tf.evaluation import stats
 
-pytestmark = pytest.mark.xdist_group("evaluate")     # its module fixtures are set up once (conftest)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64

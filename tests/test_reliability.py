@@ -31,7 +31,6 @@ from cycle_medgan_tf.data.validate import validate_store
 from cycle_medgan_tf.training.trainer import Trainer, TrainingError, run_training
 from tests.conftest import REPO, run_module, write_phantom_store
 
-pytestmark = pytest.mark.xdist_group("reliability")     # its module fixtures are set up once (conftest)
 
 TRAIN = "cycle_medgan_tf.train"
 STEPS = 6

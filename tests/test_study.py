@@ -192,7 +192,7 @@ def _cli(tmp_path, *args):
 
 
 def test_a_tiny_study_records_reuses_continues_renders_and_refuses(tmp_path, monkeypatch):
-    from cycle_medgan_tf.study.execute import Executor
+    from cycle_medgan_tf.study.execute import Executor, run_dir
 
     monkeypatch.setenv("CYCLE_MEDGAN_CACHE", str(tmp_path / "cache"))
     results, workdir = str(tmp_path / "studies"), str(tmp_path / "work")
@@ -205,8 +205,10 @@ def test_a_tiny_study_records_reuses_continues_renders_and_refuses(tmp_path, mon
         trained.append(run.run_id)
         return executor(run)
 
-    first = run_study(options, execute, log=lambda m: None)           # a sitting of one run
+    first = run_study(options, execute, log=lambda m: None, recorded=executor.recorded)   # a sitting of one run
     assert first["trained"] == trained == ["pet_ct/ablation/cyclegan/seed_0_2"] and len(first["remaining"]) == 1
+    first_dir = run_dir(workdir, baseline)                         # recorded: checkpoints freed, export kept
+    assert not os.path.exists(os.path.join(first_dir, "checkpoints")) and os.listdir(os.path.join(first_dir, "export"))
     record = json.load(open(record_path(results, baseline)))
     assert record["run"]["store"] == "tuning" and "_seed1_" in record["config"]["data"]
     assert "_seed2_" in record["config"]["curve_data"] and record["evaluation"]["split"].startswith("val")
@@ -215,8 +217,13 @@ def test_a_tiny_study_records_reuses_continues_renders_and_refuses(tmp_path, mon
     assert record["provenance"]["cpu"] and record["provenance"]["step_s_median"] > 0
     assert not os.path.exists(held_out_store_path("pet_ct", "linear", "smoke"))   # the test store was never made
 
-    second = run_study(StudyOptions(**dict(options.__dict__, max_runs=None)), execute, log=lambda m: None)
+    keeping = Executor(workdir, results, log=lambda m: None, keep_checkpoints=True)
+    second = run_study(StudyOptions(**dict(options.__dict__, max_runs=None)), execute, log=lambda m: None,
+                       recorded=keeping.recorded)
     assert second["trained"] == ["pet_ct/window/cyclegan_soft_tissue/seed_0_2"] and len(trained) == 2
+    second_run = stage_runs("pet_ct", "window", (0,), 2, "smoke")[1]
+    assert second_run.run_id == second["trained"][0]
+    assert os.listdir(os.path.join(run_dir(workdir, second_run), "checkpoints"))
     assert not os.path.exists(held_out_store_path("pet_ct", "soft_tissue", "smoke"))
 
     shutil.rmtree(workdir)                                         # a new machine: the JSONs alone

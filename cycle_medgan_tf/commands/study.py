@@ -2,12 +2,13 @@
 
     python -m cycle_medgan_tf.study --task=pet_ct|mr_motion --stage=window|ablation|final|all
         [--seeds=0,1,2 --steps=N --long_steps=N --profile=smoke|quick|paper --results=studies
-         --workdir=results/study --max_runs=N --dry_run --overwrite]
+         --workdir=results/study --max_runs=N --dry_run --keep_checkpoints --overwrite]
     python -m cycle_medgan_tf.study --render_only [--results=studies --out=DIR]
 
 Every run of the plan (``study/plan.py``) without a JSON in ``--results`` is trained in ``--workdir`` (an
 interrupted run resumes there), evaluated on its store's paired validation split and recorded as one small JSON
-(safe to commit: no checkpoints); a run whose JSON exists is skipped, even without its run directory, so a study
+(safe to commit: no checkpoints; the run directory's checkpoints are then removed unless
+--keep_checkpoints); a run whose JSON exists is skipped, even without its run directory, so a study
 continues across sittings and machines from the committed JSONs. After each run the tables, curves and
 ``choice.json`` are re-rendered into ``--results``; ``--render_only`` renders them from the JSONs alone.
 """
@@ -42,6 +43,8 @@ def define_flags() -> None:
     flags.DEFINE_string("out", None, "Render target of --render_only (default: --results).")
     flags.DEFINE_integer("max_runs", None, "Stop after this many new trainings (a sitting's chunk).", lower_bound=1)
     flags.DEFINE_bool("dry_run", False, "Print the plan (done / to do, with a time estimate) and exit.")
+    flags.DEFINE_bool("keep_checkpoints", False, "Keep a run's checkpoints once its JSON is written (by default "
+                      "they are removed: about 1 GB per run; the export and logs stay).")
     flags.DEFINE_bool("overwrite", False, "Replace existing JSONs (and run directories) of other runs than the "
                       "plan's.")
 
@@ -87,9 +90,11 @@ def _execute(options) -> dict:
     from cycle_medgan_tf.study.runner import run_study
 
     logging.set_verbosity(logging.WARNING)
-    executor = Executor(options.workdir, options.results, options.overwrite, log=_log)
+    executor = Executor(options.workdir, options.results, options.overwrite, log=_log,
+                        keep_checkpoints=FLAGS.keep_checkpoints)
     try:
-        return run_study(options, executor, render=lambda: _render(options.results, options.results), log=_log)
+        return run_study(options, executor, render=lambda: _render(options.results, options.results), log=_log,
+                         recorded=executor.recorded)
     except user_errors() as exc:
         fail(" ".join(str(exc).split()))
     except KeyboardInterrupt as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import time
@@ -105,9 +106,20 @@ def _write_reference(results: str, run: Run, stores: RunStores, metrics: dict) -
 class Executor:
     """Trains and evaluates runs; each store is validated once per process."""
 
-    def __init__(self, workdir: str, results: str, overwrite: bool = False, log=print):
+    def __init__(self, workdir: str, results: str, overwrite: bool = False, log=print, keep_checkpoints=False):
         self.workdir, self.results, self.overwrite, self.log = workdir, results, overwrite, log
+        self.keep_checkpoints = keep_checkpoints
         self._checked: dict[str, object] = {}
+
+    def recorded(self, run: Run) -> None:
+        """Called once ``run``'s JSON is written: its checkpoints (about 1 GB for a CycleGAN-sized run, the
+        bulk of a run directory) are removed unless ``keep_checkpoints``; the export, samples and metrics log
+        stay, and the JSON is what the study reuses."""
+        checkpoints = os.path.join(run_dir(self.workdir, run), "checkpoints")
+        if self.keep_checkpoints or not os.path.isdir(checkpoints):
+            return
+        shutil.rmtree(checkpoints)
+        self.log(f"[study] removed {checkpoints} (recorded; --keep_checkpoints keeps them)")
 
     def _checked_store(self, path: str):
         from cycle_medgan_tf.data.store import check_store

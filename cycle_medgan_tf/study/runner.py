@@ -105,10 +105,11 @@ def describe_plan(options: StudyOptions) -> str:
     return "\n".join(lines)
 
 
-def run_study(options: StudyOptions, execute, render=None, log=print) -> dict:
+def run_study(options: StudyOptions, execute, render=None, log=print, recorded=None) -> dict:
     """Train and record every planned run without a JSON (at most ``max_runs``), re-rendering after each.
 
-    ``execute(run) -> record`` trains and evaluates one run (``study/execute.py``); ``render()`` re-renders.
+    ``execute(run) -> record`` trains and evaluates one run (``study/execute.py``); ``recorded(run)`` is called
+    once its JSON is written (the executor frees the run directory's checkpoints); ``render()`` re-renders.
     Every existing JSON of the plan is checked first: one of another run is refused (``StudyError``) before
     anything is trained, unless ``overwrite``."""
     full_plan(options)          # refuses a mismatched JSON before any training
@@ -135,6 +136,8 @@ def run_study(options: StudyOptions, execute, render=None, log=print) -> dict:
             write_json(record_path(options.results, run), record)
             summary["trained"].append(run.run_id)
             log(f"[study] wrote {record_path(options.results, run)}")
+            if recorded is not None:
+                recorded(run)
             if render is not None:
                 render()
     return summary
