@@ -1,6 +1,6 @@
 """``bench.error_sources``: each kind of damage to a copied target is charged to its own figure (a wrong
-intensity scale to calibration, a blur to fine detail, a smooth bias field to coarse structure), and the parts add
-up to the error; the command
+intensity scale to calibration, a blur to fine detail, a smooth bias field to coarse structure; blur lowers the
+detail ratio, noise raises it), and the parts add up to the error; the command
 prints Identity and each run with subject-level differences; bad input is one line."""
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def test_each_damage_is_charged_to_its_own_figure():
 
     blurred = error_sources(target, ndimage.gaussian_filter(noisy_copy, (0, 1.5, 1.5)), mask, WINDOW)
     assert _excess(blurred, identity, "mse_fine") > 3 * _excess(blurred, identity, "mse_coarse") > 0
+    assert np.all(blurred["detail_ratio"] < 0.7) and np.all(np.abs(identity["detail_ratio"] - 1) < 0.1)
+    noisier = error_sources(target, noisy_copy + np.random.default_rng(2).normal(0, 0.5, target.shape), mask, WINDOW)
+    assert np.all(noisier["detail_ratio"] > 1.3)
 
     field = 0.6 * np.cos(2 * np.pi * np.mgrid[:64, :64][0] / 64.0)
     field -= field[mask[0]].mean()                                  # a smooth bias field, zero mean in the head

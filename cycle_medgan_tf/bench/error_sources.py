@@ -13,10 +13,12 @@ window mapped to [0, 1] (PSNR's convention, ``evaluation.tissue.masked_psnr``), 
 - ``mse_coarse`` and ``mse_fine``: the calibrated residual split by a Gaussian of ``--sigma_px`` pixels (normalised
   inside the head, so the background does not leak in) into its low-pass part and the rest (their MSEs add up to
   the calibrated MSE up to a small cross term): misplaced or missing structure against lost or invented detail
-  (blur, noise, ghosting).
+  (blur, noise, ghosting);
+- ``detail_ratio``: the prediction's fine-scale energy (the same high-pass) over the target's: below 1 detail was
+  lost (blur), above 1 detail was invented (noise, ghosts).
 
 One JSON line per row (Identity first, then every run): the means over slices and, for a run, the subject-level
-difference run - Identity of both PSNRs and the three MSE parts with its 95% bootstrap interval
+difference run - Identity of both PSNRs, the three MSE parts and the detail ratio with its 95% bootstrap interval
 (``evaluation.stats.bootstrap_difference``). A run whose ``psnr_head`` is below Identity's but whose
 ``psnr_calibrated`` is not has lost to Identity on intensity scale alone. It is a diagnostic
 (benchmarks/RESULTS.md, motion correction), not part of Table I.
@@ -34,8 +36,9 @@ from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
 MIN_HEAD_PIXELS = 50            # a slice with a smaller head mask is left out
-COMPARED = ("psnr_head", "psnr_calibrated", "mse_scale", "mse_coarse", "mse_fine")
-FIGURES = ("psnr_head", "psnr_calibrated", "mse_head", "mse_scale", "mse_coarse", "mse_fine", "gain", "offset")
+COMPARED = ("psnr_head", "psnr_calibrated", "mse_scale", "mse_coarse", "mse_fine", "detail_ratio")
+FIGURES = ("psnr_head", "psnr_calibrated", "mse_head", "mse_scale", "mse_coarse", "mse_fine", "detail_ratio", "gain",
+           "offset")
 
 
 def define_flags() -> None:
@@ -64,10 +67,14 @@ def slice_error_sources(target: np.ndarray, prediction: np.ndarray, mask: np.nda
     residual = np.zeros(target.shape)
     residual[mask] = t - (gain * p + offset)
     coarse = _low_pass_inside(residual, mask, sigma_px)
+    detail = [np.mean(np.square((image - _low_pass_inside(image, mask, sigma_px))[mask]))
+              for image in (prediction.astype(np.float64), target.astype(np.float64))]
     mse_head, mse_calibrated = float(np.mean(np.square(t - p))), float(np.mean(np.square(residual[mask])))
     return dict(psnr_head=_psnr(mse_head), psnr_calibrated=_psnr(mse_calibrated), mse_head=mse_head,
                 mse_scale=mse_head - mse_calibrated, mse_coarse=float(np.mean(np.square(coarse[mask]))),
-                mse_fine=float(np.mean(np.square((residual - coarse)[mask]))), gain=float(gain), offset=float(offset))
+                mse_fine=float(np.mean(np.square((residual - coarse)[mask]))),
+                detail_ratio=float(detail[0] / detail[1]) if detail[1] > 0 else float("nan"), gain=float(gain),
+                offset=float(offset))
 
 
 def error_sources(target, prediction, mask, window, sigma_px: float = 2.0) -> dict[str, np.ndarray]:
@@ -83,8 +90,12 @@ def error_sources(target, prediction, mask, window, sigma_px: float = 2.0) -> di
     return out
 
 
+def _rounded(value):
+    return None if value is None else float(f"{value:.5g}")
+
+
 def _summary(values: dict[str, np.ndarray]) -> dict:
-    return {k: round(float(np.nanmean(v)), 4) for k, v in values.items()}
+    return {k: _rounded(float(np.nanmean(v))) for k, v in values.items()}
 
 
 def compare(rows: dict[str, dict], subjects, reference: str) -> dict[str, dict]:
@@ -99,8 +110,8 @@ def compare(rows: dict[str, dict], subjects, reference: str) -> dict[str, dict]:
         for key in COMPARED:
             run, ref = (subject_matrix([rows[n][key]], subjects)[0] for n in (name, reference))
             d = bootstrap_difference(run, ref)
-            out[name][key] = dict(d, diff=None if d["diff"] is None else round(d["diff"], 4),
-                                  ci95=None if d["ci95"] is None else [round(c, 4) for c in d["ci95"]])
+            out[name][key] = dict(d, diff=_rounded(d["diff"]),
+                                  ci95=None if d["ci95"] is None else [_rounded(c) for c in d["ci95"]])
     return out
 
 
