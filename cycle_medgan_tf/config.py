@@ -66,6 +66,7 @@ class TrainConfig:
     curve_data: str = ""              # tuning store of other subjects evaluated during training; "" = off
     curve_every: int = 0              # steps between curve points (and the last step); 0 = CURVE_POINTS per run
     curve_slices: int = 16            # fixed subset of the tuning store's paired validation rows
+    gradient_every: int = 0           # steps between per-term gradient norms (hooks.GradientNorms); 0 = off
     # distribution (run control: may change between a run and its resume; see docs/DISTRIBUTED.md)
     strategy: str = "default"         # default (one device), mirrored (all GPUs or logical CPUs), multi_worker
     cpu_devices: int = 0              # mirrored without GPUs: split the CPU into this many logical devices
@@ -110,19 +111,21 @@ class TrainConfig:
 # settings added after runs had been written, with the value that means "as before": a record without one is read
 # as having this value
 ADDED_SETTINGS = {"lambda_identity": 0.0}
+ADDED_FIELDS = {"gradient_every": 0}         # the same for TrainConfig's own fields
 
 
 def current_layout(record: dict) -> dict:
     """A ``config.json`` record in today's layout. Earlier runs wrote every family's settings (those of other
     families unused), no ``lr_schedule`` (the lr decayed linearly from ``decay_start``, 1 meaning never) and none
-    of :data:`ADDED_SETTINGS`: their records are read as the same run today's layout describes, so that they
-    resume."""
+    of :data:`ADDED_SETTINGS` or :data:`ADDED_FIELDS`: their records are read as the same run today's layout
+    describes, so that they resume."""
     if not isinstance(record, dict) or record.get("model") not in catalogue.names():
         return record
     family = catalogue.family(record["model"])
     others = set(catalogue.all_setting_names()) - set(family.setting_names())
     out = {k: v for k, v in record.items() if k not in others}
     out.update({k: v for k, v in ADDED_SETTINGS.items() if k in family.setting_names() and k not in out})
+    out.update({k: v for k, v in ADDED_FIELDS.items() if k not in out})
     if "lr_schedule" not in out:
         decays = out.get("decay_start", 1.0) < 1
         out["lr_schedule"] = "linear_decay" if decays else family.defaults.get("lr_schedule", "linear_decay")
@@ -147,6 +150,10 @@ FLAG_HELP: dict[str, str] = {
                    "constant (default from the model: UNIT and BiGAN constant).",
     "lambda_identity": "CycleGAN / Cycle-MedGAN: weight of the identity-mapping loss |G(b) - b| + |F(a) - a| (Zhu "
                        "et al. 2017; junyanz's code uses 0.5 x lambda_cycle). Not in the faithful recipe: default 0.",
+    "gradient_every": "CycleGAN / Cycle-MedGAN: every N steps (and the last), the norm of the generators' gradient "
+                      "of each weighted loss term (adversarial, cycle, identity, cycle-perceptual, cycle-style) and "
+                      "of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and TensorBoard; "
+                      "training is unchanged. 0 = off.",
     "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
                     "its subjects).",
 }
@@ -212,6 +219,7 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.cpu_devices >= 0, f"cpu_devices must be >= 0, got {cfg.cpu_devices}")
     need(cfg.curve_every >= 0, f"curve_every must be >= 0 (0 = {CURVE_POINTS} points per run), got {cfg.curve_every}")
     need(cfg.curve_slices >= 1, f"curve_slices must be >= 1, got {cfg.curve_slices}")
+    need(cfg.gradient_every >= 0, f"gradient_every must be >= 0 (0 = off), got {cfg.gradient_every}")
     need(cfg.model in MODELS or not cfg.curve_data, f"learning curves (--curve_data) need a translator; {cfg.model} "
          "has none")
     need(cfg.channels == 1, "only single-channel images are supported by the data pipeline")

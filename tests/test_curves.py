@@ -1,8 +1,8 @@
-"""Learning curves (issue 13): curve points at the expected steps of a smoke run, equal to the exported model's scores
-on the same tuning rows; training unchanged by them (a paused-and-resumed run with curves is bit-identical to a
-straight run without), no point repeated or lost on resume; inference mode and no state or RNG touched for every
-model; chief-only logging under a strategy; a leaking or mismatched tuning store refused in one line; the subset
-spread over subjects; the renderer writes curves.png.
+"""Learning curves (issue 13): curve points at the expected steps of a smoke run, equal to the exported model's
+scores on the same tuning rows; training unchanged by them and by the per-term gradient norms (a paused-and-resumed
+run with both is bit-identical to a straight run without), no point repeated or lost on resume; inference mode and
+no state or RNG touched for every model; chief-only logging under a strategy; a leaking or mismatched tuning store
+refused in one line; the subset spread over subjects; the renderer writes curves.png.
 
 Subject ids of the tuning stores here are chosen by the tests (``t...``), disjoint from the phantom training
 store's (``a0``, ``b0``, ``v0``, ...), except where a test shares one on purpose.
@@ -62,9 +62,9 @@ def _short(store, workdir, **overrides):
     return _config("cyclegan", store, workdir, steps=2, **overrides)
 
 
-def _curve_records(run) -> list[dict]:
+def _curve_records(run, kind="curve") -> list[dict]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("kind") == "curve"]
+    return [r for r in map(json.loads, lines) if r.get("kind") == kind]
 
 
 # ---- the tuning subset and the leak check (no training) --------------------------------------------------------
@@ -138,10 +138,12 @@ def straight_without_curves(phantom_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resumed_with_curves(phantom_store, tuning_store, tmp_path_factory):
-    """The same 2 steps with curves at every step, paused after step 1 (a curve point) and resumed."""
+    """The same 2 steps with curves at every step and gradient norms at the last, paused after step 1 (a curve
+    point) and resumed."""
     tf.config.experimental.enable_op_determinism()
     run = tmp_path_factory.mktemp("curves") / "run"
-    cfg = lambda: _short(phantom_store, run, curve_data=tuning_store, curve_slices=4, curve_every=1)
+    cfg = lambda: _short(phantom_store, run, curve_data=tuning_store, curve_slices=4, curve_every=1,
+                         gradient_every=2)
     paused = run_training(trainer_class("cyclegan"), cfg(), log=lambda m: None, max_new_steps=1)
     assert paused["status"] == "paused" and paused["step"] == 1
     summary = run_training(trainer_class("cyclegan"), cfg(), log=lambda m: None)
@@ -164,6 +166,13 @@ def test_curve_points_at_the_expected_steps_score_the_exported_model(resumed_wit
     assert all(CURVE_KEYS <= r.keys() and r["slices"] == 4 for r in records)
     losses = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses if "kind" not in r] == [1, 2]
+    gradients = _curve_records(run, "gradients")          # CycleGAN: the adversarial and cycle terms
+    assert [r["step"] for r in gradients] == [2]
+    for record in gradients:
+        assert {k for k in record if k.startswith("grad_norm_")} == {"grad_norm_adversarial", "grad_norm_cycle",
+                                                                      "grad_norm_total"}
+        assert record["grad_share_adversarial"] + record["grad_share_cycle"] == pytest.approx(1.0, abs=2e-4)
+        assert 0 < record["grad_norm_total"] <= record["grad_norm_adversarial"] + record["grad_norm_cycle"] + 1e-5
 
     # the last point is the exported (inference) model's score on the same tuning rows
     from cycle_medgan_tf.data.pipeline import val_arrays
@@ -200,6 +209,7 @@ def test_a_resume_from_before_a_curve_point_neither_repeats_nor_loses_it(resumed
     assert [r["step"] for r in after] == [1, 2]
     for old, new in zip(before, after):
         assert {k: old[k] for k in CURVE_KEYS} == {k: new[k] for k in CURVE_KEYS}
+    assert [r["step"] for r in _curve_records(run, "gradients")] == [2]
 
 
 def _rng_states() -> tuple:

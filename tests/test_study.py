@@ -50,6 +50,8 @@ def test_run_ids_are_stable_readable_and_unique_and_round_trip():
     assert stage_runs("mr_motion", "window", (0,), 600, "quick") == []
     for run in runs:
         assert run_of({"run": run.record()}) == run
+        measured = run.stage == "final" and run.model != "unit"      # per-term gradient norms: final stage only
+        assert run.overrides().get("gradient_every") == (run.steps // 8 if measured else None), run.run_id
     d = PROTOCOL_WEIGHTS
     configs = ablation_configs()
     assert len(configs) == 8 and configs[0] == ("cyclegan", ())

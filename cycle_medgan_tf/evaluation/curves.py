@@ -16,6 +16,7 @@ from cycle_medgan_tf.atomic import atomic_save_figure
 from cycle_medgan_tf.evaluation.table import MODEL_NAMES
 
 CURVE_RECORD_KIND = "curve"
+GRADIENT_RECORD_KIND = "gradients"      # per-term gradient norms (training/hooks.py, GradientNorms)
 NOT_METRICS = ("kind", "step", "slices", "eval_s")
 METRIC_ORDER = ("ssim", "psnr")          # first in each direction; any other metric follows, sorted
 METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR (dB)"}

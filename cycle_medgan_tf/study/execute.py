@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import time
 
-from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND, metrics_records
+from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND, GRADIENT_RECORD_KIND, metrics_records
 from cycle_medgan_tf.study.plan import STORE_SEEDS, Run
 from cycle_medgan_tf.study.records import (REFERENCE_FORMAT, RUN_FORMAT, VERSION, encode_rows, reference_path,
                                            write_json)
@@ -23,7 +23,7 @@ CONFIG_ESSENTIALS = ("model", "profile", "image_size", "batch_size", "steps", "s
                      "lr_schedule", "decay_start", "precision", "lambda_cycle", "lambda_cp", "lambda_cs",
                      "lambda_identity", "perceptual_layer_weights", "style_layer_weights", "pool_size", "extractor",
                      "unit_gan_weight", "unit_recon_weight", "unit_cycle_weight", "unit_kl_weight",
-                     "unit_kl_cycle_weight", "curve_every", "curve_slices")
+                     "unit_kl_cycle_weight", "curve_every", "curve_slices", "gradient_every")
 NOT_LOSSES = ("step", "time_s", "sec_per_step", "lr", "skipped_steps")
 
 
@@ -51,14 +51,16 @@ def cpu_model() -> str:
     return describe_cpu()["label"]
 
 
-def read_metrics_log(path: str) -> tuple[list[dict], list[dict]]:
-    """(loss records, curve records) of a ``metrics.jsonl`` (a line cut short by a kill is skipped)."""
-    losses, curves = [], []
+def read_metrics_log(path: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """(loss records, curve records, gradient-norm records) of a ``metrics.jsonl`` (a line cut short by a kill is
+    skipped; records of other kinds are left out)."""
+    losses, curves, gradients = [], [], []
     if not os.path.isfile(path):
-        return losses, curves
+        return losses, curves, gradients
+    by_kind = {None: losses, CURVE_RECORD_KIND: curves, GRADIENT_RECORD_KIND: gradients}
     for record in metrics_records(path):
-        (curves if record.get("kind") == CURVE_RECORD_KIND else losses).append(record)
-    return losses, curves
+        by_kind.get(record.get("kind"), []).append(record)
+    return losses, curves, gradients
 
 
 def _rounded(record: dict) -> dict:
@@ -75,7 +77,7 @@ def _config_essentials(workdir: str, stores: RunStores) -> dict:
 
 def build_record(run: Run, stores: RunStores, workdir: str, metrics: dict, timing: dict) -> dict:
     """The run's JSON (``study/records.py``) from its run directory, its validation metrics and timings."""
-    losses, curves = read_metrics_log(os.path.join(workdir, "metrics.jsonl"))
+    losses, curves, gradients = read_metrics_log(os.path.join(workdir, "metrics.jsonl"))
     step_times = [r["sec_per_step"] for r in losses if isinstance(r.get("sec_per_step"), (int, float))]
     return {
         "format": RUN_FORMAT, "version": VERSION, "run": run.record(),
@@ -89,6 +91,7 @@ def build_record(run: Run, stores: RunStores, workdir: str, metrics: dict, timin
         "subjects": metrics["subjects"],
         "metrics": encode_rows(metrics["rows"][run.model]),
         "curves": [_rounded(r) for r in curves],
+        **({"gradients": [_rounded(r) for r in gradients]} if gradients else {}),
         "final_losses": {k: round(v, 6) for k, v in (losses[-1] if losses else {}).items()
                          if k not in NOT_LOSSES and isinstance(v, (int, float))},
     }

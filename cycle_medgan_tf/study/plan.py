@@ -33,6 +33,7 @@ WINDOW_TASKS = ("pet_ct",)                        # the CT window question exist
 STUDY_SEEDS = (0, 1, 2)                           # default training seeds of every stage
 LONG_FACTOR = 4                                   # the final stage's longer budget: this many times the profile's
 LONG_MODELS = ("cyclegan", "cycle_medgan")        # trained at the longer budget
+GRADIENT_POINTS = 8         # final stage, CycleGAN and Cycle-MedGAN: per-term gradient norms this many times a run
 FINAL_MODELS = ("unit", "cyclegan", "cycle_medgan")
 # The ablation's grid is centred on the Cycle-MedGAN defaults of the day the protocol was written
 # (docs/LOSS_WEIGHTS.md), pinned here so that adopting the ablation's choice as the new defaults leaves the
@@ -106,8 +107,12 @@ class Run:
         return f"{self.task}/{self.stage}/{self.label}/seed_{self.seed}_{self.steps}"
 
     def overrides(self) -> dict:
-        """The configuration overrides of this run (besides data, workdir and curve store)."""
-        return dict(self.settings, seed=self.seed, steps=self.steps)
+        """The configuration overrides of this run (besides data, workdir and curve store); the final stage's
+        CycleGAN and Cycle-MedGAN runs also log the generator-gradient norm of each loss term (how much the
+        cycle feature losses steer training: docs/FIDELITY.md), which leaves training unchanged."""
+        measured = (dict(gradient_every=max(self.steps // GRADIENT_POINTS, 1))
+                    if self.stage == "final" and self.model in LONG_MODELS else {})
+        return dict(self.settings, seed=self.seed, steps=self.steps, **measured)
 
     def record(self) -> dict:
         """The run as it is written into (and compared with) its JSON."""

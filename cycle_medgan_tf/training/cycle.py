@@ -126,6 +126,29 @@ class CycleTrainer(TranslatorTrainer):
         out["g_total"] = total
         return out, fake_a, fake_b
 
+    def weighted_terms(self, losses_: dict) -> dict:
+        """The terms of ``g_total`` as they enter it (weights applied; zero-weight terms left out)."""
+        weights = self.cfg.settings
+        terms = {"adversarial": losses_["g_adv_a2b"] + losses_["g_adv_b2a"],
+                 "cycle": weights.lambda_cycle * losses_["cycle"]}
+        for name, weight in (("identity", weights.lambda_identity), ("cycle_perceptual", weights.lambda_cp),
+                             ("cycle_style", weights.lambda_cs)):
+            if weight > 0 and name in losses_:
+                terms[name] = weight * losses_[name]
+        return terms
+
+    @tf.function(reduce_retracing=True)
+    def gradient_norms(self, a, b) -> dict:
+        """Global norm of the generators' gradient of each weighted loss term and of their sum (``total``) on one
+        batch; no variable changes (the question of docs/FIDELITY.md: how much each term steers training)."""
+        with tf.GradientTape(persistent=True) as tape:
+            g_losses, _, _ = self.generator_losses(a, b)
+            terms = dict(self.weighted_terms(g_losses), total=g_losses["g_total"])
+        out = {name: tf.linalg.global_norm([g for g in tape.gradient(tf.cast(term, tf.float32), self.generator_vars)
+                                            if g is not None]) for name, term in terms.items()}
+        del tape
+        return out
+
     def train_step(self, a, b, step):
         with tf.GradientTape() as tape:
             g_losses, fake_a, fake_b = self.generator_losses(a, b)

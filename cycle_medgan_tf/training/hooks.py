@@ -4,8 +4,8 @@
 * :class:`NonFiniteGuard` runs the step itself: a non-finite loss stops the run, or with ``skip_nonfinite`` the
   step's updates are undone from a snapshot taken before it;
 * :class:`ConsoleProgress` (the progress bar), :class:`MetricsLog` (``metrics.jsonl`` and TensorBoard scalars),
-  :class:`CurvePoints` (learning curves), :class:`ImageGrids` (``samples/`` and TensorBoard images),
-  :class:`Checkpoints`;
+  :class:`CurvePoints` (learning curves), :class:`GradientNorms` (how much each loss term steers the generators),
+  :class:`ImageGrids` (``samples/`` and TensorBoard images), :class:`Checkpoints`;
 * :class:`StopControl` ends the loop early: paused after ``max_new_steps``, or interrupted by SIGINT/SIGTERM.
 
 Each hook only needs the objects it is given, so each can be exercised without training a network.
@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from cycle_medgan_tf.evaluation.curves import GRADIENT_RECORD_KIND
 from cycle_medgan_tf.training.progress import Progress
 from cycle_medgan_tf.training.rundir import TrainingError
 
@@ -149,6 +150,36 @@ class CurvePoints:
         if self.curves.due(done.step):
             self.metrics.exclude(self.curves.log(done.step, self.translators(), self.metrics.file,
                                                  self.metrics.writer))
+
+
+class GradientNorms:
+    """Every ``every`` steps and at the last, ``gradient_norms(a, b)`` of the step's batch (this worker's part):
+    one ``metrics.jsonl`` record ``{"kind": "gradients", "step", "grad_norm_<term>": ...}`` with each term's norm
+    and its share of the summed norms (``grad_share_<term>``), and the same as TensorBoard scalars; its time is
+    kept out of the step timing; written before the step's checkpoint, like the curve points."""
+
+    def __init__(self, gradient_norms, every: int, local_batch, metrics: MetricsLog):
+        self.gradient_norms, self.every, self.local_batch, self.metrics = gradient_norms, every, local_batch, metrics
+
+    def record(self, step: int, a, b) -> dict:
+        norms = {k: float(v) for k, v in self.gradient_norms(self.local_batch(a), self.local_batch(b)).items()}
+        terms = {k: v for k, v in norms.items() if k != "total"}
+        summed = sum(terms.values())
+        return dict(kind=GRADIENT_RECORD_KIND, step=step, **{f"grad_norm_{k}": round(v, 6) for k, v in norms.items()},
+                    **{f"grad_share_{k}": round(v / summed, 4) if summed > 0 else None for k, v in terms.items()})
+
+    def after_step(self, done: StepDone) -> None:
+        if not done.due(self.every):
+            return
+        t0 = time.monotonic()
+        record = self.record(done.step, done.a, done.b)
+        self.metrics.file.write(json.dumps(record) + "\n")
+        self.metrics.file.flush()
+        with self.metrics.writer.as_default(step=done.step):
+            for k, v in record.items():
+                if k.startswith("grad_") and v is not None:
+                    tf.summary.scalar(f"gradients/{k[5:]}", v)
+        self.metrics.exclude(time.monotonic() - t0)
 
 
 def write_grid(workdir: str, step: int, grid: np.ndarray, writer) -> str:

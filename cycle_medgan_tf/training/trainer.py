@@ -6,7 +6,8 @@ runs it.
 ``run_training`` is a short loop over the hooks of training/hooks.py, in a run directory (training/rundir.py):
 ``config.json`` (every effective setting), ``checkpoints/`` (models, optimisers, step and history pools via
 ``tf.train.CheckpointManager``; all randomness is stateless and keyed by (seed, step), so the step is the whole RNG
-state), ``metrics.jsonl`` (losses; with ``curve_data`` also the learning-curve records of ``training/curves.py``),
+state), ``metrics.jsonl`` (losses; with ``curve_data`` also the learning-curve records of ``training/curves.py``, with
+``gradient_every`` the per-term gradient norms of ``hooks.GradientNorms``),
 TensorBoard logs in ``tb/``, image grids in ``samples/`` and what the model exports (``export/``, or the
 feature extractor of a BiGAN).
 
@@ -219,10 +220,13 @@ def _resolve(cfg: TrainConfig, data: StoreInfo | None, dist: Distribution | None
 
 
 def _step_hooks(trainer, cfg: TrainConfig, run: RunDirectory, curves, metrics, writer) -> list:
-    """The per-step hooks in the order they act: progress, metrics, curve point, image grid, checkpoint."""
+    """The per-step hooks in the order they act: progress, metrics, curve point, gradient norms, image grid,
+    checkpoint."""
     chief = trainer.dist.is_chief
     return ([hooks.ConsoleProgress(trainer.total_steps, run.start, f"[{cfg.model}]"), metrics]
             + ([hooks.CurvePoints(curves, trainer.export_models, metrics)] if curves is not None else [])
+            + ([hooks.GradientNorms(trainer.gradient_norms, cfg.gradient_every, trainer.dist.local_batch, metrics)]
+               if cfg.gradient_every and chief else [])
             + ([hooks.ImageGrids(cfg.workdir, cfg.image_every, trainer.sample_grid, trainer.dist.local_batch,
                                  writer)] if chief else [])
             + [hooks.Checkpoints(run.save, cfg.checkpoint_every)])
@@ -294,6 +298,9 @@ def run_training(trainer_cls, cfg: TrainConfig, overwrite: bool = False, log=pri
     trainer = trainer_cls(cfg, info, dist)  # first, so a bad extractor or model setting leaves no run directory
     if cfg.curve_data and not isinstance(trainer, TranslatorTrainer):
         raise TrainingError(f"--curve_data: learning curves score translators; {cfg.model} does not translate")
+    if cfg.gradient_every and not callable(getattr(trainer, "gradient_norms", None)):
+        raise TrainingError(f"--gradient_every: {cfg.model} does not report per-term gradient norms (CycleGAN and "
+                            "Cycle-MedGAN do)")
     run = RunDirectory(cfg, tf.train.Checkpoint(step=trainer.step, **trainer.trackables()), trainer.step, dist,
                        overwrite, log)
     if run.last_good:
