@@ -1,6 +1,7 @@
 """The training loop's hooks one at a time, without training a network: the non-finite guard, the metrics log,
-checkpoint timing, stop/pause and signals, the run directory's metrics trimming and config comparison; the store is
-validated once per training start; the atomic writer leaves nothing half written."""
+the per-term gradient norms, checkpoint timing, stop/pause and signals, the run directory's metrics trimming and
+config comparison; the store is validated once per training start; the atomic writer leaves nothing half
+written."""
 
 from __future__ import annotations
 
@@ -91,6 +92,27 @@ def test_checkpoints_and_grids_act_every_n_steps_and_at_the_last(tmp_path):
         grids.after_step(done)
     assert saved == [3, 6, 7]
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000004.png", "step_0000007.png"]
+
+
+def test_gradient_norms_are_logged_with_shares_when_due_and_kept_out_of_the_timing(tmp_path):
+    ticks = iter(float(t) for t in range(0, 1000, 10))
+    log = hooks.MetricsLog(str(tmp_path / "metrics.jsonl"), tf.summary.create_noop_writer(), every=100,
+                           learning_rate=lambda: 0.5, skipped=lambda: 0, clock=lambda: next(ticks))
+    seen = []
+
+    def gradient_norms(a, b):
+        seen.append((a, b))
+        return {"adversarial": tf.constant(1.0), "cycle": tf.constant(3.0), "total": tf.constant(2.5)}
+
+    gradients = hooks.GradientNorms(gradient_norms, 2, lambda x: f"local {x}", log)
+    for step in range(1, 6):
+        gradients.after_step(hooks.StepDone(step, 5, a=f"a{step}", b=f"b{step}", losses={}))
+    log.close()
+    records = _records(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [2, 4, 5] and seen[0] == ("local a2", "local b2")
+    assert records[0] == dict(kind="gradients", step=2, grad_norm_adversarial=1.0, grad_norm_cycle=3.0,
+                              grad_norm_total=2.5, grad_share_adversarial=0.25, grad_share_cycle=0.75)
+    assert log.t_window > 0                              # the time it took is not counted as training time
 
 
 def test_stop_control_pauses_after_new_steps_and_turns_a_signal_into_an_interruption():
