@@ -82,6 +82,7 @@ def _module_stem(nodeid: str) -> str:
     return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
 
 
+@pytest.hookimpl(optionalhook=True)      # a pytest-xdist hook: pytest without xdist must not refuse it
 def pytest_xdist_node_collection_finished(node, ids):
     """Stop before any test runs if a worker's node ids lost their group (pytest 9.2 with pytest-xdist 3.8: the
     groups were split without any error, both workers built the same training fixtures at once and the suite
