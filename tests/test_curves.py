@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -133,7 +134,8 @@ def straight_without_curves(phantom_store, tmp_path_factory):
     tf.config.experimental.enable_op_determinism()
     run = tmp_path_factory.mktemp("straight") / "run"
     run_training(trainer_class("cyclegan"), _short(phantom_store, run), log=lambda m: None)
-    return run
+    yield run
+    shutil.rmtree(run, ignore_errors=True)            # CycleGAN checkpoints: 340 MB each
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,8 @@ def resumed_with_curves(phantom_store, tuning_store, tmp_path_factory):
     assert paused["status"] == "paused" and paused["step"] == 1
     summary = run_training(trainer_class("cyclegan"), cfg(), log=lambda m: None)
     assert summary["start_step"] == 1 and summary["step"] == 2
-    return run, cfg
+    yield run, cfg
+    shutil.rmtree(run, ignore_errors=True)
 
 
 def test_curves_do_not_change_training_and_resume_exactly(straight_without_curves, resumed_with_curves):
