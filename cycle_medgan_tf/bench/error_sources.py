@@ -52,11 +52,15 @@ def _psnr(mse: float) -> float:
     return float("inf") if mse == 0.0 else -10.0 * np.log10(mse)
 
 
-def _low_pass_inside(residual: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian low-pass of ``residual`` using only the pixels of ``mask`` (normalised convolution)."""
+def _low_pass_inside(mask: np.ndarray, sigma: float):
+    """A Gaussian low-pass that uses only the pixels of ``mask`` (normalised convolution; the mask's own blur is
+    computed once for every image filtered with it)."""
     weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma, mode="constant")
-    smooth = ndimage.gaussian_filter(np.where(mask, residual, 0.0), sigma, mode="constant")
-    return np.where(weight > 1e-6, smooth / np.maximum(weight, 1e-6), 0.0)
+
+    def low_pass(image: np.ndarray) -> np.ndarray:
+        smooth = ndimage.gaussian_filter(np.where(mask, image, 0.0), sigma, mode="constant")
+        return np.where(weight > 1e-6, smooth / np.maximum(weight, 1e-6), 0.0)
+    return low_pass
 
 
 def slice_error_sources(target: np.ndarray, prediction: np.ndarray, mask: np.ndarray, sigma_px: float) -> dict:
@@ -66,8 +70,9 @@ def slice_error_sources(target: np.ndarray, prediction: np.ndarray, mask: np.nda
     (gain, offset), *_ = np.linalg.lstsq(design, t, rcond=None)
     residual = np.zeros(target.shape)
     residual[mask] = t - (gain * p + offset)
-    coarse = _low_pass_inside(residual, mask, sigma_px)
-    detail = [np.mean(np.square((image - _low_pass_inside(image, mask, sigma_px))[mask]))
+    low_pass = _low_pass_inside(mask, sigma_px)
+    coarse = low_pass(residual)
+    detail = [np.mean(np.square((image - low_pass(image))[mask]))
               for image in (prediction.astype(np.float64), target.astype(np.float64))]
     mse_head, mse_calibrated = float(np.mean(np.square(t - p))), float(np.mean(np.square(residual[mask])))
     return dict(psnr_head=_psnr(mse_head), psnr_calibrated=_psnr(mse_calibrated), mse_head=mse_head,
