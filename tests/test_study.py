@@ -155,6 +155,30 @@ def test_rendering_finds_a_known_effect_and_calls_no_effect_not_significant(tmp_
     assert choice["mean_rank"][effect] == 1.0
 
 
+def test_renders_into_one_folder_wait_for_each_other(tmp_path):
+    """Two studies (e.g. one per task, each on its own core) render into the same folder: a render waits for one
+    in progress, then reads the JSONs as they are then."""
+    import threading
+    import time
+
+    from cycle_medgan_tf.study.render import _render_lock
+
+    results = str(tmp_path / "studies")
+    _write_ablation(results, lambda run: {})
+    choice = os.path.join(results, "choice.json")
+    start = time.monotonic()
+    render_study(results, results)
+    alone = time.monotonic() - start
+    os.remove(choice)
+    with _render_lock(results):
+        render = threading.Thread(target=render_study, args=(results, results))
+        render.start()
+        render.join(2 * alone + 1.0)                                 # long enough to have finished unlocked
+        assert render.is_alive() and not os.path.exists(choice)
+    render.join(60 + 2 * alone)
+    assert not render.is_alive() and os.path.exists(choice)
+
+
 def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
     results = str(tmp_path / "studies")
     _write_ablation(results, lambda run: {} if run.model == "cyclegan" else {k: -0.05 for k in CT_COLUMNS})

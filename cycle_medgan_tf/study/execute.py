@@ -75,14 +75,15 @@ def _config_essentials(workdir: str, stores: RunStores) -> dict:
     return out
 
 
-def build_record(run: Run, stores: RunStores, workdir: str, metrics: dict, timing: dict) -> dict:
-    """The run's JSON (``study/records.py``) from its run directory, its validation metrics and timings."""
+def build_record(run: Run, stores: RunStores, workdir: str, metrics: dict, timing: dict, commit: str) -> dict:
+    """The run's JSON (``study/records.py``) from its run directory, its validation metrics and timings;
+    ``commit`` is the code that trained it (:func:`git_commit` when the executor started)."""
     losses, curves, gradients = read_metrics_log(os.path.join(workdir, "metrics.jsonl"))
     step_times = [r["sec_per_step"] for r in losses if isinstance(r.get("sec_per_step"), (int, float))]
     return {
         "format": RUN_FORMAT, "version": VERSION, "run": run.record(),
         "config": _config_essentials(workdir, stores),
-        "provenance": {"git_commit": git_commit(), "cpu": cpu_model(), "platform": platform.platform(),
+        "provenance": {"git_commit": commit, "cpu": cpu_model(), "platform": platform.platform(),
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                        "store_seed": STORE_SEEDS[run.store], **timing,
                        "step_s_median": round(statistics.median(step_times), 4) if step_times else None},
@@ -107,11 +108,13 @@ def _write_reference(results: str, run: Run, stores: RunStores, metrics: dict) -
 
 
 class Executor:
-    """Trains and evaluates runs; each store is validated once per process."""
+    """Trains and evaluates runs; each store is validated once per process. The git commit is read once, at
+    construction: a long sitting's records name the code it imported, even if the checkout moves meanwhile."""
 
     def __init__(self, workdir: str, results: str, overwrite: bool = False, log=print, keep_checkpoints=False):
         self.workdir, self.results, self.overwrite, self.log = workdir, results, overwrite, log
         self.keep_checkpoints = keep_checkpoints
+        self.commit = git_commit()
         self._checked: dict[str, object] = {}
 
     def recorded(self, run: Run) -> None:
@@ -154,4 +157,4 @@ class Executor:
         timing = {"wall_time_s": round(time.monotonic() - t0, 2), "train_s": round(t_train - t0, 2),
                   "evaluate_s": round(time.monotonic() - t_train, 2),
                   "steps_this_sitting": result["step"] - result["start_step"]}
-        return build_record(run, stores, workdir, metrics, timing)
+        return build_record(run, stores, workdir, metrics, timing, self.commit)

@@ -4,6 +4,8 @@ choice per task by the rule of ``study/plan.py``)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 
@@ -16,6 +18,20 @@ from cycle_medgan_tf.study.summary import group_records, identity_configuration
 from cycle_medgan_tf.study.tables import stage_markdown
 
 CHOICE_FILE = "choice.json"
+LOCK_FILE = ".render.lock"      # in the render target; not committed (.gitignore)
+
+
+@contextlib.contextmanager
+def _render_lock(out: str):
+    """Serialise renders into ``out`` across processes (two studies of different tasks may share a results
+    folder): the last render to take the lock reads every JSON written before it, so the files end up current."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, LOCK_FILE), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _references(results: str) -> list:
@@ -25,15 +41,19 @@ def _references(results: str) -> list:
 def render_study(results: str, out: str) -> list[str]:
     """Write every table, curve figure and ``choice.json`` of the records under ``results`` into ``out``;
     returns the paths written. Refuses (:class:`StudyError`) a results folder without any run record."""
-    records = load_records(results)
-    if not records:
+    if not load_records(results):
         raise StudyError(f"--results {results}: no study run JSONs found")
+    with _render_lock(out):
+        return _render(results, out)
+
+
+def _render(results: str, out: str) -> list[str]:
+    records = load_records(results)
     try:
         configs = group_records(records)
     except ValueError as exc:
         raise StudyError(f"--results {results}: {exc}") from None
     references = _references(results)
-    os.makedirs(out, exist_ok=True)
     written, choices = [], {}
     for task in TASKS:
         if any(c.task == task and c.stage == "ablation" for c in configs):
