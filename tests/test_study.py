@@ -179,6 +179,19 @@ def test_renders_into_one_folder_wait_for_each_other(tmp_path):
     assert not render.is_alive() and os.path.exists(choice)
 
 
+def test_the_time_estimate_uses_step_times_of_the_same_profile_only(tmp_path):
+    from cycle_medgan_tf.study.runner import describe_plan
+
+    results = str(tmp_path / "studies")
+    _write_ablation(results, lambda run: {})            # quick-profile records: 1.0 s/step, 3 s of evaluation
+    options = StudyOptions("pet_ct", ("final",), (0, 1, 2), 600, 2400, "quick", results, str(tmp_path / "w"))
+    quick = describe_plan(options)
+    # 6 CycleGAN-model runs at 600 steps, 6 at 2,400, 15 evaluations; UNIT has no timing yet
+    assert "about 5.0 h from the step times of the existing quick records (no timing yet for unit)" in quick, quick
+    paper = describe_plan(StudyOptions(**dict(options.__dict__, profile="paper", steps=1500, long_steps=6000)))
+    assert "no estimate from the step times of the existing paper records" in paper, paper
+
+
 def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
     results = str(tmp_path / "studies")
     _write_ablation(results, lambda run: {} if run.model == "cyclegan" else {k: -0.05 for k in CT_COLUMNS})

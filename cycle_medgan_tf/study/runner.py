@@ -71,10 +71,13 @@ def full_plan(options: StudyOptions) -> list[tuple[str, list[Run], str]]:
 
 
 def _estimates(options: StudyOptions) -> tuple[dict, float | None]:
-    """Median seconds per step of each model and median evaluation seconds, from the existing records."""
+    """Median seconds per step of each model and median evaluation seconds, from the existing records of the same
+    profile (another profile's image size and batch make its step times meaningless here)."""
     per_model: dict[str, list] = {}
     evaluation = []
     for record in _records(options.results):
+        if record["run"].get("profile") != options.profile:
+            continue
         provenance = record.get("provenance", {})
         if provenance.get("step_s_median"):
             per_model.setdefault(record["run"]["model"], []).append(provenance["step_s_median"])
@@ -99,7 +102,7 @@ def describe_plan(options: StudyOptions) -> str:
                 unknown.add(run.model)
     todo = sum(line.startswith("  todo") for line in lines)
     estimate = f"about {total / 3600:.1f} h" if total else "no estimate"
-    lines.append(f"{todo} runs to do; {estimate} from the step times of the existing records"
+    lines.append(f"{todo} runs to do; {estimate} from the step times of the existing {options.profile} records"
                  + (f" (no timing yet for {', '.join(sorted(unknown))})" if unknown else "")
                  + (f"; this sitting stops after {options.max_runs}" if options.max_runs else ""))
     return "\n".join(lines)
