@@ -1,6 +1,7 @@
 """Learning curves during training: every ``curve_every`` steps and at the last step, the current generators translate
 a fixed subset of a *tuning store*'s paired validation rows in both directions, and the subset's mean SSIM and PSNR
-go to ``metrics.jsonl`` (records with ``"kind": "curve"``) and TensorBoard (``curves/...``).
+go to ``metrics.jsonl`` (records with ``"kind": "curve"``) and TensorBoard (``curves/...``), written by
+``training/hooks.CurvePoints``.
 
 The tuning store is the same data generator as the training store with other subjects (e.g. ``make_default`` with
 another ``--seed``); it is never the store Table I reports on: the same file, or any subject id shared with the
@@ -19,7 +20,6 @@ one entry in :data:`CURVE_METRICS`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -225,18 +225,6 @@ class LearningCurves:
         scores = self.subset.scores(lambda direction, x: self._translate(translators, direction, x))
         return dict(kind=CURVE_RECORD_KIND, step=int(step), slices=len(self.subset.rows), **scores,
                     eval_s=round(time.monotonic() - t, 3))
-
-    def log(self, step: int, translators: dict, metrics_file, writer) -> float:
-        """Evaluate, append the record to ``metrics_file`` (flushed) and to TensorBoard; returns the seconds taken."""
-        t = time.monotonic()
-        record = self.record(step, translators)
-        metrics_file.write(json.dumps(record) + "\n")
-        metrics_file.flush()
-        with writer.as_default(step=step):
-            for key, value in record.items():
-                if key not in ("kind", "step", "slices") and value is not None:
-                    tf.summary.scalar(f"curves/{key}", value)
-        return time.monotonic() - t
 
 
 def learning_curves(cfg: TrainConfig, total_steps: int, chief: bool) -> LearningCurves | None:

@@ -129,6 +129,16 @@ class MetricsLog:
         self.t_window, self.n_window, self.sums = now, 0, {}
         return record
 
+    def write_record(self, record: dict, scalars: dict) -> None:
+        """Append a record of another kind (curve points, gradient norms: ``record["kind"]``) to ``metrics.jsonl``
+        (flushed) and ``scalars`` (TensorBoard name -> value; ``None`` left out) at ``record["step"]``."""
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        with self.writer.as_default(step=record["step"]):
+            for name, value in scalars.items():
+                if value is not None:
+                    tf.summary.scalar(name, value)
+
     def exclude(self, seconds: float) -> None:
         self.t_window += seconds
 
@@ -147,9 +157,13 @@ class CurvePoints:
         self.curves, self.translators, self.metrics = curves, translators, metrics
 
     def after_step(self, done: StepDone) -> None:
-        if self.curves.due(done.step):
-            self.metrics.exclude(self.curves.log(done.step, self.translators(), self.metrics.file,
-                                                 self.metrics.writer))
+        if not self.curves.due(done.step):
+            return
+        t0 = time.monotonic()
+        record = self.curves.record(done.step, self.translators())
+        self.metrics.write_record(record, {f"curves/{k}": v for k, v in record.items()
+                                           if k not in ("kind", "step", "slices")})
+        self.metrics.exclude(time.monotonic() - t0)
 
 
 class GradientNorms:
@@ -173,12 +187,7 @@ class GradientNorms:
             return
         t0 = time.monotonic()
         record = self.record(done.step, done.a, done.b)
-        self.metrics.file.write(json.dumps(record) + "\n")
-        self.metrics.file.flush()
-        with self.metrics.writer.as_default(step=done.step):
-            for k, v in record.items():
-                if k.startswith("grad_") and v is not None:
-                    tf.summary.scalar(f"gradients/{k[5:]}", v)
+        self.metrics.write_record(record, {f"gradients/{k[5:]}": v for k, v in record.items() if k.startswith("grad_")})
         self.metrics.exclude(time.monotonic() - t0)
 
 
