@@ -27,11 +27,8 @@ def _render_lock(out: str):
     folder): the last render to take the lock reads every JSON written before it, so the files end up current."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, LOCK_FILE), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        fcntl.flock(handle, fcntl.LOCK_EX)      # released when the file is closed
+        yield
 
 
 def _references(results: str) -> list:
@@ -41,7 +38,7 @@ def _references(results: str) -> list:
 def render_study(results: str, out: str) -> list[str]:
     """Write every table, curve figure and ``choice.json`` of the records under ``results`` into ``out``;
     returns the paths written. Refuses (:class:`StudyError`) a results folder without any run record."""
-    if not load_records(results):
+    if not load_records(results):      # refused before ``out`` is created; read again under the lock below
         raise StudyError(f"--results {results}: no study run JSONs found")
     with _render_lock(out):
         return _render(results, out)
