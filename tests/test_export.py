@@ -31,8 +31,11 @@ def test_export_serves_the_in_memory_generator(precision, float32_policy, tmp_pa
     keras.mixed_precision.set_global_policy(precision)
     a2b, b2a = build_resnet_generator(SIZE, 1, name="g_ab"), build_resnet_generator(SIZE, 1, name="g_ba")
     x = np.random.default_rng(0).uniform(-1, 1, (3, SIZE, SIZE, 1)).astype(np.float32)
-    expected = {"a2b": np.asarray(a2b(x, training=False), np.float32),
-                "b2a": np.asarray(b2a(x, training=False), np.float32)}
+    # The in-memory outputs in the batches the translator will use (2, then 1): in bfloat16 a kernel's blocking,
+    # and so its rounding, depends on the batch size, and a ResNet amplifies that to a few hundredths.
+    expected = {name: np.concatenate([np.asarray(model(x[:2], training=False), np.float32),
+                                      np.asarray(model(x[2:], training=False), np.float32)])
+                for name, model in (("a2b", a2b), ("b2a", b2a))}
     export_translators(tmp_path, {"a2b": a2b, "b2a": b2a}, manifest())
 
     for direction in ("a2b", "b2a"):
