@@ -179,6 +179,33 @@ def test_renders_into_one_folder_wait_for_each_other(tmp_path):
     assert not render.is_alive() and os.path.exists(choice)
 
 
+def test_two_processes_share_the_plan_and_the_final_stage_waits_for_the_ablation(tmp_path):
+    """A run claimed by another study process is left to it; while an ablation run is still being trained, the
+    final stage trains UNIT and CycleGAN but not Cycle-MedGAN, whose weights are the ablation's choice."""
+    from cycle_medgan_tf.study.runner import claim
+
+    results, workdir = str(tmp_path / "studies"), str(tmp_path / "work")
+    _write_ablation(results, lambda run: {})
+    held = stage_runs("pet_ct", "ablation", (0, 1, 2), 10, "quick")[-1]
+    os.remove(record_path(results, held))
+    options = StudyOptions("pet_ct", ("ablation", "final"), (0, 1, 2), 10, 40, "quick", results, workdir)
+    rng, trained = np.random.default_rng(5), []
+
+    def execute(run):
+        trained.append(run)
+        return _fake_record(run, _fake_values({}, rng))
+
+    with claim(workdir, held) as mine:                  # "another process": a second open file of the same lock
+        assert mine
+        first = run_study(options, execute, log=lambda m: None)
+    assert first["busy"] == [held.run_id] and held not in trained
+    assert {r.model for r in trained} == {"unit", "cyclegan"} and len(trained) == 9
+    assert len(first["remaining"]) == 6 and all("/cycle_medgan" in r for r in first["remaining"])
+    second = run_study(options, execute, log=lambda m: None)
+    assert second["trained"][0] == held.run_id and not second["busy"] and not second["remaining"]
+    assert [r.model for r in trained[9:]] == ["cycle_medgan"] * 7
+
+
 def test_the_time_estimate_uses_step_times_of_the_same_profile_only(tmp_path):
     from cycle_medgan_tf.study.runner import describe_plan
 

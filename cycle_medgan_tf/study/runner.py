@@ -3,6 +3,8 @@ remain, the execution of the remaining ones (at most ``max_runs`` per sitting) a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import statistics
 from dataclasses import dataclass
@@ -108,21 +110,45 @@ def describe_plan(options: StudyOptions) -> str:
     return "\n".join(lines)
 
 
+CLAIMS = ".claims"
+
+
+@contextlib.contextmanager
+def claim(workdir: str, run: Run):
+    """Hold ``run`` for this process while it trains, so that two study processes of the same task (e.g. one per
+    core, ``taskset -c 0`` and ``-c 1``) share the plan instead of training the same run twice. Yields False when
+    another live process holds it; the claim is a ``flock`` on ``workdir/.claims/<run>.lock``, released when
+    the process ends, however it ends."""
+    folder = os.path.join(workdir, CLAIMS)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, run.run_id.replace("/", "__") + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def run_study(options: StudyOptions, execute, render=None, log=print, recorded=None) -> dict:
     """Train and record every planned run without a JSON (at most ``max_runs``), re-rendering after each.
 
     ``execute(run) -> record`` trains and evaluates one run (``study/execute.py``); ``recorded(run)`` is called
     once its JSON is written (the executor frees the run directory's checkpoints); ``render()`` re-renders.
     Every existing JSON of the plan is checked first: one of another run is refused (``StudyError``) before
-    anything is trained, unless ``overwrite``."""
+    anything is trained, unless ``overwrite``. A run another process has claimed (:func:`claim`) is left to it
+    (``busy``)."""
     full_plan(options)          # refuses a mismatched JSON before any training
-    summary = {"trained": [], "reused": [], "remaining": [], "notes": {}}
+    summary = {"trained": [], "reused": [], "remaining": [], "busy": [], "notes": {}}
     seen = set()
     for stage in options.stages:
         runs, note = plan_stage(options, stage)     # again: the final stage's weights follow the ablation's records
         if note:
             summary["notes"][stage] = note
             log(f"[study] {stage}: {note}")
+        # the final stage's Cycle-MedGAN weights are the ablation's choice: while another process still trains an
+        # ablation run, they would be the defaults, so those runs wait for a later invocation
+        upstream_busy = stage == "final" and bool(summary["busy"])
         for run in runs:
             if run.run_id in seen:
                 continue
@@ -130,13 +156,24 @@ def run_study(options: StudyOptions, execute, render=None, log=print, recorded=N
             if existing_record(options.results, run, options.overwrite) is not None:
                 summary["reused"].append(run.run_id)
                 continue
+            if upstream_busy and run.model == "cycle_medgan":
+                summary["remaining"].append(run.run_id)
+                continue
             if options.max_runs is not None and len(summary["trained"]) >= options.max_runs:
                 summary["remaining"].append(run.run_id)
                 continue
-            record = execute(run)
-            if note:
-                record["provenance"]["settings_source"] = note
-            write_json(record_path(options.results, run), record)
+            with claim(options.workdir, run) as mine:
+                if not mine:
+                    summary["busy"].append(run.run_id)
+                    log(f"[study] {run.run_id}: another study process is training it; next run")
+                    continue
+                if existing_record(options.results, run, options.overwrite) is not None:   # finished meanwhile
+                    summary["reused"].append(run.run_id)
+                    continue
+                record = execute(run)
+                if note:
+                    record["provenance"]["settings_source"] = note
+                write_json(record_path(options.results, run), record)
             summary["trained"].append(run.run_id)
             log(f"[study] wrote {record_path(options.results, run)}")
             if recorded is not None:
