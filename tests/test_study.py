@@ -179,6 +179,17 @@ def test_renders_into_one_folder_wait_for_each_other(tmp_path):
     assert not render.is_alive() and os.path.exists(choice)
 
 
+def test_records_of_one_task_at_two_precisions_are_refused(tmp_path):
+    results = str(tmp_path / "studies")
+    _write_ablation(results, lambda run: {})
+    records = [dict(json.load(open(os.path.join(d, f))), config={"precision": "float32"})
+               for d, _, fs in os.walk(results) for f in fs]
+    assert len(group_records(records)) == 8
+    records[5]["config"] = {"precision": "mixed_bfloat16"}
+    with pytest.raises(ValueError, match="trained in mixed_bfloat16, .* in float32: the runs of one task"):
+        group_records(records)
+
+
 def test_two_processes_share_the_plan_and_the_final_stage_waits_for_the_ablation(tmp_path):
     """A run claimed by another study process is left to it; while an ablation run is still being trained, the
     final stage trains UNIT and CycleGAN but not Cycle-MedGAN, whose weights are the ablation's choice."""
@@ -290,6 +301,7 @@ def test_a_tiny_study_records_reuses_continues_renders_and_refuses(tmp_path, mon
     assert len(record["subjects"]) == record["evaluation"]["n_slices"] == len(record["metrics"]["ssim_brain"])
     assert [c["step"] for c in record["curves"]] == [2] and "cycle" in record["final_losses"]
     assert record["provenance"]["cpu"] and record["provenance"]["step_s_median"] > 0
+    assert record["config"]["precision"] == "float32"             # never auto: a study spans machines
     assert not os.path.exists(held_out_store_path("pet_ct", "linear", "smoke"))   # the test store was never made
 
     keeping = Executor(workdir, results, log=lambda m: None, keep_checkpoints=True)

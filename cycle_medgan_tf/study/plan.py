@@ -33,6 +33,10 @@ WINDOW_TASKS = ("pet_ct",)                        # the CT window question exist
 STUDY_SEEDS = (0, 1, 2)                           # default training seeds of every stage
 LONG_FACTOR = 4                                   # the final stage's longer budget: this many times the profile's
 LONG_MODELS = ("cyclegan", "cycle_medgan")        # trained at the longer budget
+# Every run of the study trains in float32, on every machine: ``--precision=auto`` takes bfloat16 where it is
+# measured faster (e.g. CPUs with AVX512-BF16), and a study spans sittings on different machines, so auto would mix
+# precisions between configurations and confound their comparison.
+STUDY_PRECISION = "float32"
 GRADIENT_POINTS = 8         # final stage, CycleGAN and Cycle-MedGAN: per-term gradient norms this many times a run
 FINAL_MODELS = ("unit", "cyclegan", "cycle_medgan")
 # The ablation's grid is centred on the Cycle-MedGAN defaults of the day the protocol was written
@@ -107,12 +111,13 @@ class Run:
         return f"{self.task}/{self.stage}/{self.label}/seed_{self.seed}_{self.steps}"
 
     def overrides(self) -> dict:
-        """The configuration overrides of this run (besides data, workdir and curve store); the final stage's
+        """The configuration overrides of this run (besides data, workdir and curve store), float32 always
+        (:data:`STUDY_PRECISION`); the final stage's
         CycleGAN and Cycle-MedGAN runs also log the generator-gradient norm of each loss term (how much the
         cycle feature losses steer training: docs/FIDELITY.md), which leaves training unchanged."""
         measured = (dict(gradient_every=max(self.steps // GRADIENT_POINTS, 1))
                     if self.stage == "final" and self.model in LONG_MODELS else {})
-        return dict(self.settings, seed=self.seed, steps=self.steps, **measured)
+        return dict(self.settings, seed=self.seed, steps=self.steps, precision=STUDY_PRECISION, **measured)
 
     def record(self) -> dict:
         """The run as it is written into (and compared with) its JSON."""

@@ -69,14 +69,20 @@ def _sort_key(config: Configuration) -> tuple:
 
 def group_records(records) -> list[Configuration]:
     """Configurations in display order (stage, budget, Table I order, then the ablation's order); each record's
-    seeds are kept in seed order; a second record of the same run id (cannot happen from the command) is an error."""
+    seeds are kept in seed order; a second record of the same run id (cannot happen from the command), or records of
+    one task at different precisions, are an error."""
     configs: dict[tuple, Configuration] = {}
-    seen = set()
+    seen, precisions = set(), {}
     for record in sorted(records, key=lambda r: (r["run"]["seed"], r.get("path", ""))):
         run: Run = run_of(record)
         if run.run_id in seen:
             raise ValueError(f"two records of run {run.run_id}")
         seen.add(run.run_id)
+        precision = record.get("config", {}).get("precision")
+        first = precisions.setdefault(run.task, (precision, run.run_id))
+        if precision != first[0]:
+            raise ValueError(f"{run.run_id} trained in {precision}, {first[1]} in {first[0]}: the runs of one task "
+                             "are compared only at one precision")
         key = (run.task, run.stage, run.label, run.steps)
         if key not in configs:
             configs[key] = Configuration(run.task, run.stage, run.label, run.model, run.data, run.steps,
