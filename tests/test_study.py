@@ -208,6 +208,11 @@ def test_two_processes_share_the_plan_and_the_final_stage_waits_for_the_ablation
 
     with claim(workdir, held) as mine:                  # "another process": a second open file of the same lock
         assert mine
+        alone = run_study(StudyOptions(**dict(options.__dict__, stages=("final",))), execute, log=lambda m: None)
+        assert {r.model for r in trained} == {"unit", "cyclegan"} and len(trained) == 9
+        assert len(alone["remaining"]) == 6 and not alone["busy"]   # the final stage alone waits for it too
+        shutil.rmtree(os.path.join(results, "pet_ct", "final"))
+        trained.clear()
         first = run_study(options, execute, log=lambda m: None)
     assert first["busy"] == [held.run_id] and held not in trained
     assert {r.model for r in trained} == {"unit", "cyclegan"} and len(trained) == 9

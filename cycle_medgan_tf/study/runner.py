@@ -130,6 +130,16 @@ def claim(workdir: str, run: Run):
         yield True
 
 
+def _ablation_busy(options: StudyOptions) -> bool:
+    """Whether another process is training an ablation run of this task's plan (one without a JSON)."""
+    for run in stage_runs(options.task, "ablation", options.seeds, options.steps, options.profile):
+        if existing_record(options.results, run, options.overwrite) is None:
+            with claim(options.workdir, run) as mine:
+                if not mine:
+                    return True
+    return False
+
+
 def run_study(options: StudyOptions, execute, render=None, log=print, recorded=None) -> dict:
     """Train and record every planned run without a JSON (at most ``max_runs``), re-rendering after each.
 
@@ -148,7 +158,10 @@ def run_study(options: StudyOptions, execute, render=None, log=print, recorded=N
             log(f"[study] {stage}: {note}")
         # the final stage's Cycle-MedGAN weights are the ablation's choice: while another process still trains an
         # ablation run, they would be the defaults, so those runs wait for a later invocation
-        upstream_busy = stage == "final" and bool(summary["busy"])
+        upstream_busy = stage == "final" and (bool(summary["busy"]) or _ablation_busy(options))
+        if upstream_busy:
+            log("[study] final: another process is training an ablation run; Cycle-MedGAN's runs wait for the "
+                "choice (run the same command again once it is recorded)")
         for run in runs:
             if run.run_id in seen:
                 continue
