@@ -179,6 +179,37 @@ def test_renders_into_one_folder_wait_for_each_other(tmp_path):
     assert not render.is_alive() and os.path.exists(choice)
 
 
+def _gradient_records(shares: dict, steps=(300, 600)) -> list[dict]:
+    """Gradient-norm records with the given share of each term (norms: share x 10)."""
+    return [dict(kind="gradients", step=s, **{f"grad_norm_{t}": 10 * v for t, v in shares.items()},
+                 **{f"grad_share_{t}": v for t, v in shares.items()}) for s in steps]
+
+
+def test_the_gradient_share_of_each_term_is_tabulated_and_drawn(tmp_path):
+    results, out = str(tmp_path / "studies"), str(tmp_path / "rendered")
+    rng = np.random.default_rng(1)
+    shares = {0: {"adversarial": 0.5, "cycle": 0.3, "cycle_perceptual": 0.1, "cycle_style": 0.1},
+              1: {"adversarial": 0.3, "cycle": 0.3, "cycle_perceptual": 0.3, "cycle_style": 0.1}}
+    for run in stage_runs("pet_ct", "final", (0, 1), 600, "quick", long_steps=2400):
+        record = _fake_record(run, _fake_values({}, rng))
+        if run.model == "cycle_medgan" and run.steps == 600:
+            record["gradients"] = _gradient_records(shares[run.seed])
+        elif run.model == "cyclegan" and run.steps == 600:
+            record["gradients"] = _gradient_records({"adversarial": 0.25, "cycle": 0.75})
+        write_json(record_path(results, run), record)
+    written = {os.path.basename(p) for p in render_study(results, out)}
+    assert "pet_ct_final_gradients.png" in written
+    markdown = open(os.path.join(out, "pet_ct_final.md")).read()
+    section = markdown.split("### Generator-gradient share of each loss term", 1)[1]
+    assert markdown.count("### Generator-gradient share of each loss term") == 1      # the 2,400-step runs have none
+    label = next(r.label for r in stage_runs("pet_ct", "final", (0,), 600, "quick") if r.model == "cycle_medgan")
+    medgan = section.split(f"{label}, 600 steps (2 seeds):", 1)[1]
+    assert "| term | step 300 | step 600 | median norm |" in medgan
+    assert "| adversarial | 0.40 [0.30, 0.50] | 0.40 [0.30, 0.50] | 4 |" in medgan
+    assert "| cycle_perceptual | 0.20 [0.10, 0.30] | 0.20 [0.10, 0.30] | 2 |" in medgan
+    assert "| cycle | 0.75 [0.75, 0.75] | 0.75 [0.75, 0.75] | 7.5 |" in section.split("cyclegan, 600 steps", 1)[1]
+
+
 def test_records_of_one_task_at_two_precisions_are_refused(tmp_path):
     results = str(tmp_path / "studies")
     _write_ablation(results, lambda run: {})

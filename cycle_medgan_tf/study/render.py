@@ -11,6 +11,7 @@ import os
 
 from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.study.choice import choose
+from cycle_medgan_tf.study.gradients import render_gradient_shares
 from cycle_medgan_tf.study.plan import STAGE_STORE, STAGES, TASKS
 from cycle_medgan_tf.study.plots import render_stage_curves
 from cycle_medgan_tf.study.records import REFERENCE_FORMAT, StudyError, load_records
@@ -71,6 +72,9 @@ def _render(results: str, out: str) -> list[str]:
             written.append(path)
             figure = os.path.join(out, f"{task}_{stage}_curves.png")
             if render_stage_curves(figure, task, stage, group):
+                written.append(figure)
+            figure = os.path.join(out, f"{task}_{stage}_gradients.png")
+            if render_gradient_shares(figure, task, stage, group):
                 written.append(figure)
     if choices:
         path = os.path.join(out, CHOICE_FILE)

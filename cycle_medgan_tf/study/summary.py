@@ -33,6 +33,7 @@ class Configuration:
     seeds: list = field(default_factory=list)
     values: dict = field(default_factory=dict)      # metric -> [per-slice array per seed]
     curves: list = field(default_factory=list)      # [(seed, [curve records])]
+    gradients: list = field(default_factory=list)   # [(seed, [gradient-norm records])] (final stage)
     step_s: list = field(default_factory=list)      # median seconds per step of each seed
     store: str = ""                                 # "tuning" or "test"
 
@@ -95,6 +96,7 @@ def group_records(records) -> list[Configuration]:
         for metric in config.columns:
             config.values.setdefault(metric, []).append(decode_values(record["metrics"][metric]))
         config.curves.append((run.seed, record.get("curves") or []))
+        config.gradients.append((run.seed, record.get("gradients") or []))
         config.step_s.append(record.get("provenance", {}).get("step_s_median"))
     return sorted(configs.values(), key=_sort_key)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cycle_medgan_tf.evaluation import stats
 from cycle_medgan_tf.evaluation.table import COLUMNS, arrow, number
+from cycle_medgan_tf.study.gradients import share_table
 from cycle_medgan_tf.study.plan import STAGE_STORE, STORE_SEEDS
 from cycle_medgan_tf.study.summary import Configuration, difference, reference_of
 
@@ -117,6 +118,12 @@ def stage_markdown(task: str, stage: str, configs, references, choice: dict | No
         lines += ["### Per-seed means and spread across seeds (std, ddof 1)", ""] + seeds_table(group, columns)
         lines += ["", "### Differences against CycleGAN (same budget, linear window)", ""]
         lines += differences_table(group, columns) + [""]
+        shares = share_table(group)
+        if shares:
+            lines += ["### Generator-gradient share of each loss term", "",
+                      "A term's norm over the sum of the terms' norms, on one training batch at each logged step; "
+                      "mean over seeds [range across seeds]. Figure: "
+                      f"`{task}_{stage}_gradients.png`.", ""] + shares
     if choice is not None:
         lines += choice_section(choice) + [""]
     return "\n".join(lines)
