@@ -275,7 +275,7 @@ def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
     assert "did not help on the tuning store" in choice["verdict"]
     partial = choose("pet_ct", configs, seeds=(0, 1, 2, 3))
     assert not partial["complete"] and len(partial["missing"]) == 8
-    # from the JSONs alone (no plan): each run missing against the seeds any configuration has, named one by one
+    # from the JSONs alone (no plan): each run missing against the protocol's seeds and any seen, one by one
     records = [json.load(open(os.path.join(d, f))) for d, _, fs in os.walk(results) for f in fs]
     label = lambda r: run_of(r).label
     thinned = [r for r in records if label(r) != "cycle_medgan_cp0_cs3"
@@ -284,6 +284,8 @@ def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
     assert sorted(rendered["missing"]) == sorted(["cycle_medgan_cp0_cs3 seed 0", "cycle_medgan_cp0_cs3 seed 1",
                                                   "cycle_medgan_cp0_cs3 seed 2", "cycle_medgan_cp0_cs1 seed 2"])
     assert "(4 runs missing)" in rendered["verdict"]
+    first_seed = choose("pet_ct", group_records([r for r in records if r["run"]["seed"] == 0]))
+    assert len(first_seed["missing"]) == 16 and not first_seed["complete"]   # against the protocol's 3 seeds
 
 
 def test_validation_metrics_are_the_evaluation_s_per_slice_values(tmp_path):

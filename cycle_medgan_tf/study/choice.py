@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, RULE_METRICS, Run, ablation_configs,
-                                        default_weights)
+from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, RULE_METRICS, STUDY_SEEDS, Run,
+                                        ablation_configs, default_weights)
 from cycle_medgan_tf.study.summary import Configuration
 
 
@@ -19,9 +19,10 @@ def planned_labels(task: str) -> list[str]:
 
 def _missing(task: str, configs: list[Configuration], seeds) -> list[str]:
     """The planned runs without a record, one entry per run. Without the plan's ``seeds`` (rendering from the
-    JSONs alone) every configuration is expected to have each seed that any configuration has."""
+    JSONs alone) every configuration is expected to have the protocol's seeds (:data:`plan.STUDY_SEEDS`) and each
+    seed that any configuration has."""
     by_label = {c.label: c for c in configs}
-    expected = set(seeds) if seeds is not None else {s for c in configs for s in c.seeds}
+    expected = set(seeds) if seeds is not None else set(STUDY_SEEDS) | {s for c in configs for s in c.seeds}
     out = []
     for label in planned_labels(task):
         have = set(by_label[label].seeds) if label in by_label else set()
