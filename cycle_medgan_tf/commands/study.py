@@ -117,7 +117,9 @@ def main(argv) -> None:
     full_plan(options)          # a JSON of another run is refused here, before TensorFlow is even imported
     summary = _execute(options)
     print(f"[study] {options.task}: {len(summary['trained'])} trained, {len(summary['reused'])} reused, "
-          f"{len(summary['remaining'])} remaining" + ("; run the same command again to continue"
+          f"{len(summary['remaining'])} remaining"
+          + (f", {len(summary['busy'])} being trained by another process" if summary.get("busy") else "")
+          + ("; run the same command again to continue"
                                                      if summary["remaining"] else "")
           + f". Results: {options.results}")
 
