@@ -119,8 +119,7 @@ def main(argv) -> None:
     print(f"[study] {options.task}: {len(summary['trained'])} trained, {len(summary['reused'])} reused, "
           f"{len(summary['remaining'])} remaining"
           + (f", {len(summary['busy'])} being trained by another process" if summary.get("busy") else "")
-          + ("; run the same command again to continue"
-                                                     if summary["remaining"] else "")
+          + ("; run the same command again to continue" if summary["remaining"] else "")
           + f". Results: {options.results}")
 
 
