@@ -25,7 +25,9 @@ def identity_model():
     import keras
 
     inputs = keras.Input((SIZE, SIZE, 1))
-    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros")(inputs)
+    # float32 whatever the global policy: an in-process training earlier in this worker may have left it at
+    # mixed_bfloat16 (precision auto on a CPU with AVX512-BF16), which would round the known result
+    outputs = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros", dtype="float32")(inputs)
     return keras.Model(inputs, outputs)
 
 
