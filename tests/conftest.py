@@ -93,3 +93,12 @@ def pytest_xdist_node_collection_finished(node, ids):
     if lost:
         pytest.exit(f"--dist=loadgroup is not grouping {len(lost)} tests (e.g. {lost[0]}) with pytest "
                     f"{pytest.__version__}; install the versions setup.py pins (./run.sh setup)", returncode=4)
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_afterwards():
+    """Reset Keras's global dtype policy after every test: an in-process training sets it (``--precision=auto``
+    takes mixed_bfloat16 on CPUs with AVX512-BF16), and the next test in the same worker must not inherit it."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

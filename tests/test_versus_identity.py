@@ -16,7 +16,7 @@ from tests.test_evaluate import SIZE, manifest, tiny_translator, write_small_sto
 def _copier():
     import keras
 
-    model = keras.Sequential([keras.Input((SIZE, SIZE, 1)), keras.layers.Conv2D(1, 1, use_bias=False)])
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 1)), keras.layers.Conv2D(1, 1, use_bias=False, dtype="float32")])
     model.layers[-1].set_weights([np.ones((1, 1, 1, 1), np.float32)])
     return model
 
