@@ -23,6 +23,10 @@ def terms_of(config) -> list[str]:
     return [t for t in TERM_ORDER if t in present] + sorted(present - set(TERM_ORDER))
 
 
+def _seeds_text(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def with_gradients(configs) -> list:
     return [c for c in configs if any(records for _, records in c.gradients)]
 
@@ -56,8 +60,7 @@ def share_table(configs) -> list[str]:
     for config in with_gradients(configs):
         summary = share_summary(config)
         steps = summary["steps"]
-        seeds = f"{summary['seeds']} seed" + ("s" if summary["seeds"] != 1 else "")
-        lines += [f"{config.label}, {config.steps} steps ({seeds}):", "",
+        lines += [f"{config.label}, {config.steps} steps ({_seeds_text(summary['seeds'])}):", "",
                   "| term | " + " | ".join(f"step {s}" for s in steps) + " | median norm |",
                   "| --- | " + " | ".join("---" for _ in steps) + " | --- |"]
         for term in terms_of(config):
@@ -88,8 +91,7 @@ def render_gradient_shares(path: str, task: str, stage: str, configs) -> bool:
             ax.fill_between(summary["steps"], row["low"], row["high"], color=colour, alpha=0.2, linewidth=0)
             ax.plot(summary["steps"], row["mean"], color=colour, marker="o", markersize=3, label=term)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{config.label}, {config.steps} steps ({summary['seeds']} seed"
-                     + ("s)" if summary["seeds"] != 1 else ")"), fontsize=9)
+        ax.set_title(f"{config.label}, {config.steps} steps ({_seeds_text(summary['seeds'])})", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel("share of the summed gradient norms", fontsize=8)
         ax.tick_params(labelsize=8)
