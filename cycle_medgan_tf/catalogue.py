@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 
+PATCHGAN_LAYER_CHOICES = (1, 2, 3, 4, 5)      # depths models/patchgan.py builds (receptive field 16 to 286 px)
+
+
 def _non_negative(settings, names) -> list[str]:
     return [f"{name} must be >= 0, got {getattr(settings, name)}" for name in names if getattr(settings, name) < 0]
 
@@ -36,9 +39,15 @@ class CycleSettings:
     style_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])        # per phi_i
     extractor: str = ""               # feature-extractor weights; "" = the shipped BiGAN extractor
     pool_size: int = 50               # discriminator history pool; 0 disables it
+    # stride-2 stages of both PatchGANs (models/patchgan.py): 3 is the faithful 70x70 view; 2 and 1 judge 34x34
+    # and 16x16 patches (an option for small images, where 70 pixels are the whole image)
+    disc_layers: int = 3
 
     def problems(self) -> list[str]:
         out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity"))
+        if self.disc_layers not in PATCHGAN_LAYER_CHOICES:
+            choices = ", ".join(map(str, PATCHGAN_LAYER_CHOICES))
+            out.append(f"disc_layers must be one of {choices}, got {self.disc_layers}")
         for name in ("perceptual_layer_weights", "style_layer_weights"):
             weights = getattr(self, name)
             if not (len(weights) > 0 and all(w >= 0 for w in weights)):
