@@ -111,6 +111,7 @@ class Family:
     settings: type                    # the family's settings block
     defaults: Mapping = field(default_factory=dict)      # TrainConfig and settings defaults of the family
     profiles: Mapping = field(default_factory=dict)      # profile -> overrides of that profile for this family
+    tasks: Mapping = field(default_factory=dict)         # main-job task -> overrides chosen for that task
     flops: str | None = None          # trainer -> {call kind: (calls per step, forward FLOPs, cost multiplier)}
     frozen_parts: str | None = None   # image_size -> {part: keras.Model}: counted by models.summary, not trained
 
@@ -154,7 +155,11 @@ FAMILIES: tuple[Family, ...] = (
            frozen_parts="cycle_medgan_tf.training.cycle:frozen_parts",
            defaults=dict(_CYCLE_OPTIMISER, lambda_cycle=10.0, lambda_cp=1.8, lambda_cs=1.0,
                          perceptual_layer_weights=[30.0, 18.0, 5.0, 1.0],
-                         style_layer_weights=[1.3e6, 3.8e4, 300.0, 1.0], pool_size=50)),
+                         style_layer_weights=[1.3e6, 3.8e4, 300.0, 1.0], pool_size=50),
+           # the fidelity study's ablation on the mr_motion tuning store chose cycle-perceptual alone (by the
+           # rule written before its runs; docs/FIDELITY.md, docs/LOSS_WEIGHTS.md); on pet_ct no weight helped
+           # and the defaults stay
+           tasks={"mr_motion": dict(lambda_cp=1.8, lambda_cs=0.0)}),
     # BiGAN pre-training (Donahue et al.): Adam 2e-4 / 0.5; quick: the budget of the shipped extractor.
     Family("bigan", "BiGAN", None, trainer="cycle_medgan_tf.training.bigan:BiGANTrainer",
            networks="cycle_medgan_tf.models.bigan:build_bigan_networks", settings=BiGANSettings,
@@ -189,6 +194,11 @@ def family(name: str) -> Family:
     if name not in _BY_NAME:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(names())}")
     return _BY_NAME[name]
+
+
+def task_defaults(name: str, task: str | None) -> dict:
+    """The overrides family ``name`` takes in the main job of ``task`` (empty when the family defaults stand)."""
+    return dict(family(name).tasks.get(task, {})) if task else {}
 
 
 def trainer_class(name: str):

@@ -72,3 +72,39 @@ def test_run_sh_rejects_bad_flags(tmp_path):
     for seeds in ("--seeds=zero", "--seeds=1,1", "--seeds=-1"):
         bad = _run(tmp_path, seeds)
         assert bad.returncode == 2 and "--seeds" in bad.stderr and "Traceback" not in bad.stderr, seeds
+
+
+def test_each_task_trains_cycle_medgan_with_the_weights_its_ablation_chose(tmp_path, monkeypatch):
+    """The main job of each task uses the loss weights the fidelity study's rule chose on that task's tuning store
+    (studies/choice.json): cycle-perceptual alone for mr_motion, the family defaults for pet_ct."""
+    from types import SimpleNamespace
+
+    from cycle_medgan_tf import catalogue
+    from cycle_medgan_tf.commands import main_job
+    from cycle_medgan_tf.config import resolve_config
+
+    trained = {}
+
+    def fake_train_run(model, profile, overrides, checked, overwrite):
+        cfg = resolve_config(model, profile, overrides)
+        trained[(overrides["data"], model)] = cfg.settings
+        return SimpleNamespace(workdir=cfg.workdir), {"step": 4, "start_step": 0}
+
+    monkeypatch.setattr(main_job, "train_run", fake_train_run)
+    monkeypatch.setattr("cycle_medgan_tf.data.store.check_store", lambda path: None)
+    for task in ("pet_ct", "mr_motion"):
+        main_job._train_all(task, ["cyclegan", "cycle_medgan"], "smoke", dict(data=task, curve_data=""), [0],
+                            str(tmp_path / task), False, {})
+    assert trained[("mr_motion", "cycle_medgan")].lambda_cs == 0.0
+    assert trained[("mr_motion", "cycle_medgan")].lambda_cp == 1.8
+    assert trained[("pet_ct", "cycle_medgan")].lambda_cs == 1.0
+    assert trained[("pet_ct", "cyclegan")] == trained[("mr_motion", "cyclegan")]
+    # the shipped weights are the committed choice of each task's ablation
+    with open(os.path.join(REPO, "studies", "choice.json")) as f:
+        choice = json.load(f)
+    defaults = catalogue.family("cycle_medgan").defaults
+    for task in ("pet_ct", "mr_motion"):
+        assert choice[task]["complete"], task
+        shipped = dict({k: defaults[k] for k in ("lambda_cp", "lambda_cs")},
+                       **catalogue.task_defaults("cycle_medgan", task))
+        assert shipped == choice[task]["chosen"], task

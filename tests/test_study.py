@@ -148,11 +148,51 @@ def test_rendering_finds_a_known_effect_and_calls_no_effect_not_significant(tmp_
     assert all(c.endswith("not significant") for c in null[2:]), null
     means = _row_cells(markdown, "## 10 steps", "cyclegan")
     assert means[1] == "0,1,2" and "[" in means[2]               # mean [95% interval]
-    assert "| cyclegan | std |" in markdown
+    assert "| cyclegan | std |" in markdown and "Differences against Identity" not in markdown   # PET is no CT
     choice = json.load(open(os.path.join(out, "choice.json")))["pet_ct"]
     assert choice["complete"] and choice["helped"] and choice["chosen_label"] == effect
     assert choice["chosen"] == {"lambda_cp": 5.4, "lambda_cs": 0.0} and choice["rule"] == CHOICE_RULE
     assert choice["mean_rank"][effect] == 1.0
+
+
+MR_COLUMNS = ["ssim", "psnr", "lpips", "vif", "ssim_mask", "psnr_mask"]
+
+
+def test_motion_correction_is_compared_with_doing_nothing(tmp_path):
+    """mr_motion's tables compare every configuration with Identity (the corrupted input copied): a model worse
+    than the input is significantly negative, one indistinguishable from it is "not significant", a better one
+    positive; pet_ct, whose input is PET, has no such table."""
+    from cycle_medgan_tf.study.records import REFERENCE_FORMAT, reference_path
+
+    results, out = str(tmp_path / "studies"), str(tmp_path / "rendered")
+    rng = np.random.default_rng(5)
+    ids = [f"sub{j:02d}" for j in range(SUBJECTS) for _ in range(SLICES)]
+    fake = _fake_values({}, rng)
+    identity = {k: fake.get(k, fake["ssim_brain"]) for k in MR_COLUMNS}
+    write_json(reference_path(results, "mr_motion", "tuning", "linear"),
+               {"format": REFERENCE_FORMAT, "version": VERSION, "task": "mr_motion", "store": "tuning",
+                "data": "linear", "subjects": ids, "columns": MR_COLUMNS, "rows": {"Identity": encode_rows(identity)}})
+    effects = {"cyclegan": -0.1, "cycle_medgan_cp1.8_cs0": 0.1}        # worse and better than the copied input
+    for run in stage_runs("mr_motion", "ablation", (0, 1, 2), 10, "quick"):
+        if run.label in effects:
+            metrics = {k: v + effects[run.label] + rng.normal(0, 0.003) + rng.normal(0, 0.02, len(v))
+                       for k, v in identity.items()}
+        else:                                                           # the input copied, slices shuffled
+            metrics = {k: _shuffled_within_subjects(v, rng) for k, v in identity.items()}
+        record = _fake_record(run, metrics)
+        record["evaluation"]["columns"] = MR_COLUMNS
+        write_json(record_path(results, run), record)
+    render_study(results, out)
+    markdown = open(os.path.join(out, "mr_motion_ablation.md")).read()
+    section = "### Differences against Identity"
+    worse = _row_cells(markdown, section, "cyclegan")
+    assert worse[1] == "Identity" and all(c.startswith("-0.1") or c.startswith("-0.09") for c in worse[2:])
+    assert not any("not significant" in c for c in worse[2:]), worse
+    better = _row_cells(markdown, section, "cycle_medgan_cp1.8_cs0")
+    assert all(c.startswith(("+0.1", "+0.09")) and "not significant" not in c for c in better[2:]), better
+    copied = _row_cells(markdown, section, "cycle_medgan_cp0_cs1")
+    assert all(c.endswith("not significant") for c in copied[2:]), copied
+    assert "Identity (input copied) | – |" in markdown                 # the value row stays in the means table
 
 
 def test_renders_into_one_folder_wait_for_each_other(tmp_path):

@@ -121,7 +121,7 @@ def run_job(task: str, profile: str, results: str, models, steps=None, image_siz
     summary["tuning_data"] = "" if tuning_data in (None, "none") else os.path.abspath(tuning_data)
     summary["stages"]["data_s"] = round(time.monotonic() - t, 2)
     overrides.update(data=summary["data"], curve_data=summary["tuning_data"])
-    runs = _train_all(models, profile, overrides, seeds, out, overwrite, summary["stages"])
+    runs = _train_all(task, models, profile, overrides, seeds, out, overwrite, summary["stages"])
     if summary["tuning_data"]:
         summary["curves"] = _render_curves(out, task, runs, summary["tuning_data"], first)
 
@@ -152,17 +152,22 @@ def run_dir(out: str, model: str, seed: int) -> str:
     return os.path.join(out, "runs", model, f"seed_{seed}")
 
 
-def _train_all(models, profile: str, overrides: dict, seeds, out: str, overwrite: bool,
+def _train_all(task: str, models, profile: str, overrides: dict, seeds, out: str, overwrite: bool,
                stages: dict) -> dict[str, list[str]]:
-    """Train every model once per seed (finished runs are reused); returns ``{model: [run dir per seed]}``."""
+    """Train every model once per seed (finished runs are reused), with the settings its family chose for
+    ``task`` (``catalogue.task_defaults``); returns ``{model: [run dir per seed]}``."""
     from cycle_medgan_tf.data.store import check_store
 
     checked, runs = check_store(overrides["data"]), {}      # validated once for all the job's trainings
     for model in models:
         for seed in seeds:
             t = time.monotonic()
-            _log(f"[job] {model} seed {seed}")
-            cfg, result = train_run(model, profile, dict(overrides, workdir=run_dir(out, model, seed), seed=seed),
+            chosen = catalogue.task_defaults(model, task)
+            _log(f"[job] {model} seed {seed}" + (f" ({task} settings: "
+                                                 + ", ".join(f"{k}={v:g}" for k, v in chosen.items()) + ")"
+                                                 if chosen else ""))
+            chosen.update(overrides)
+            cfg, result = train_run(model, profile, dict(chosen, workdir=run_dir(out, model, seed), seed=seed),
                                     checked, overwrite)
             runs.setdefault(model, []).append(cfg.workdir)
             stages[f"train_{model}_seed{seed}_s"] = round(time.monotonic() - t, 2)

@@ -30,6 +30,9 @@ CURVE_SEEDS = {"test": TUNING_SEED, "tuning": 2}  # generator seed of the learni
 # Data variants: domain B's intensity mapping (make_default --transfer_b); "linear" is the default data.
 DATA_VARIANTS = {"linear": "", "soft_tissue": "-200:-0.6,300:0.6"}
 WINDOW_TASKS = ("pet_ct",)                        # the CT window question exists only where B is CT
+# Tasks whose input is itself a guess of the target (motion correction: doing nothing), so every configuration is
+# also compared with Identity, the input copied: a model below it has made the images worse.
+COPY_BASELINE_TASKS = ("mr_motion",)
 STUDY_SEEDS = (0, 1, 2)                           # default training seeds of every stage
 LONG_FACTOR = 4                                   # the final stage's longer budget: this many times the profile's
 LONG_MODELS = ("cyclegan", "cycle_medgan")        # trained at the longer budget

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cycle_medgan_tf.evaluation import stats
 from cycle_medgan_tf.evaluation.table import COLUMNS, arrow, number
 from cycle_medgan_tf.study.gradients import share_table
-from cycle_medgan_tf.study.plan import STAGE_STORE, STORE_SEEDS
+from cycle_medgan_tf.study.plan import COPY_BASELINE_TASKS, STAGE_STORE, STORE_SEEDS
 from cycle_medgan_tf.study.summary import Configuration, difference, reference_of
 
 NOT_SIGNIFICANT = "not significant"
@@ -82,6 +82,14 @@ def differences_table(configs, columns) -> list[str]:
     return lines
 
 
+def identity_table(configs, identity: Configuration, columns) -> list[str]:
+    """Each configuration minus Identity (the input copied), subjects paired; Identity is one fixed "seed"."""
+    lines = _header(["Configuration", "minus"], columns)
+    for c in configs:
+        lines.append(_row([c.label, "Identity"] + [difference_cell(difference(c, identity, k), k) for k in columns]))
+    return lines
+
+
 def choice_section(choice: dict) -> list[str]:
     lines = ["## The choice (rule written before the runs)", "", f"> {choice['rule']}", ""]
     if choice["mean_rank"]:
@@ -118,6 +126,12 @@ def stage_markdown(task: str, stage: str, configs, references, choice: dict | No
         lines += ["### Per-seed means and spread across seeds (std, ddof 1)", ""] + seeds_table(group, columns)
         lines += ["", "### Differences against CycleGAN (same budget, linear window)", ""]
         lines += differences_table(group, columns) + [""]
+        identity = [r for r in references if r.model == "identity" and r.data == "linear"]
+        if task in COPY_BASELINE_TASKS and identity:
+            lines += ["### Differences against Identity (the input copied: doing nothing)", "",
+                      "A positive difference on a higher-better metric means the model improved the input; a "
+                      "configuration significantly below Identity has made the images worse.", ""]
+            lines += identity_table(group, identity[0], columns) + [""]
         shares = share_table(group)
         if shares:
             lines += ["### Generator-gradient share of each loss term", "",
