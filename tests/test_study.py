@@ -195,6 +195,58 @@ def test_motion_correction_is_compared_with_doing_nothing(tmp_path):
     assert "Identity (input copied) | – |" in markdown                 # the value row stays in the means table
 
 
+def test_motion_correction_curves_draw_identity_on_the_same_slices(tmp_path, monkeypatch):
+    """Identity's learning-curve scores (the input copied, on the run's curve slices) are added to the store's
+    reference JSON by a real executor, from the real curve store, and drawn as a dashed line on mr_motion's curves
+    (never on pet_ct's, where the input is PET)."""
+    from cycle_medgan_tf.study import render as render_module
+    from cycle_medgan_tf.study.execute import Executor
+    from cycle_medgan_tf.study.plots import IDENTITY_LABEL, stage_figure
+    from cycle_medgan_tf.study.records import REFERENCE_FORMAT, reference_path
+    from cycle_medgan_tf.study.stores import image_size
+    from cycle_medgan_tf.training.curves import identity_scores
+
+    monkeypatch.setenv("CYCLE_MEDGAN_CACHE", str(tmp_path / "cache"))
+    results = str(tmp_path / "studies")
+    run = stage_runs("mr_motion", "ablation", (0,), 2, "smoke")[0]
+    path = reference_path(results, "mr_motion", "tuning", "linear")
+    ids = [f"sub{j:02d}" for j in range(SUBJECTS) for _ in range(SLICES)]
+    values = encode_rows({k: np.full(len(ids), 0.5) for k in MR_COLUMNS})
+    write_json(path, {"format": REFERENCE_FORMAT, "version": VERSION, "task": "mr_motion", "store": "tuning",
+                      "data": "linear", "subjects": ids, "columns": MR_COLUMNS, "rows": {"Identity": values}})
+    executor = Executor(str(tmp_path / "work"), results, log=lambda m: None)
+    executor.complete_reference(run)
+    added = json.load(open(path))["curve_identity"]
+    curves_store = run_stores(run).curves
+    assert added["curve_store_seed"] == 2 and added["curve_store"] == os.path.basename(curves_store)
+    direct = identity_scores(curves_store, added["slices"], image_size("smoke"))
+    assert added["scores"]["a2b_ssim"] == pytest.approx(direct["a2b_ssim"], abs=1e-6)
+    assert 0 < added["scores"]["a2b_ssim"] < 1
+    executor.complete_reference(stage_runs("pet_ct", "ablation", (0,), 2, "smoke")[0])    # no pet_ct reference
+    assert not os.path.exists(reference_path(results, "pet_ct", "tuning", "linear"))
+
+    for run_ in stage_runs("mr_motion", "ablation", (0,), 2, "smoke"):
+        record = _fake_record(run_, {k: np.full(len(ids), 0.4) for k in MR_COLUMNS})
+        record["evaluation"]["columns"] = MR_COLUMNS
+        record["curves"] = [{"step": 1, "a2b_ssim": 0.3, "a2b_ssim_mask": 0.2},
+                            {"step": 2, "a2b_ssim": 0.35, "a2b_ssim_mask": 0.25}]
+        write_json(record_path(results, run_), record)
+    drawn = {}
+
+    def spy(path_, task, stage, configs, identity=None):
+        drawn[task, stage] = identity
+        figure = stage_figure(task, stage, configs, identity)
+        lines = [line for ax in figure.axes for line in ax.get_lines() if line.get_label() == IDENTITY_LABEL]
+        drawn[task, stage, "lines"] = [float(line.get_ydata()[0]) for line in lines]
+        return True
+
+    monkeypatch.setattr(render_module, "render_stage_curves", spy)
+    render_study(results, str(tmp_path / "rendered"))
+    scores = added["scores"]
+    assert drawn["mr_motion", "ablation"] == scores
+    assert drawn["mr_motion", "ablation", "lines"] == pytest.approx([scores["a2b_ssim"], scores["a2b_ssim_mask"]])
+
+
 def test_renders_into_one_folder_wait_for_each_other(tmp_path):
     """Two studies (e.g. one per task, each on its own core) render into the same folder: a render waits for one
     in progress, then reads the JSONs as they are then."""

@@ -94,7 +94,7 @@ def _execute(options) -> dict:
                         keep_checkpoints=FLAGS.keep_checkpoints)
     try:
         return run_study(options, executor, render=lambda: _render(options.results, options.results), log=_log,
-                         recorded=executor.recorded)
+                         recorded=executor.recorded, references=executor.complete_reference)
     except user_errors() as exc:
         fail(" ".join(str(exc).split()))
     except KeyboardInterrupt as exc:

@@ -14,9 +14,9 @@ import subprocess
 import time
 
 from cycle_medgan_tf.evaluation.curves import CURVE_RECORD_KIND, GRADIENT_RECORD_KIND, metrics_records
-from cycle_medgan_tf.study.plan import STORE_SEEDS, Run
-from cycle_medgan_tf.study.records import (REFERENCE_FORMAT, RUN_FORMAT, VERSION, encode_rows, reference_path,
-                                           write_json)
+from cycle_medgan_tf.study.plan import COPY_BASELINE_TASKS, CURVE_SEEDS, STORE_SEEDS, Run
+from cycle_medgan_tf.study.records import (REFERENCE_FORMAT, RUN_FORMAT, VERSION, encode_rows, read_json,
+                                           reference_path, write_json)
 from cycle_medgan_tf.study.stores import RunStores, run_stores
 
 CONFIG_ESSENTIALS = ("model", "profile", "image_size", "batch_size", "steps", "seed", "lr", "beta1", "beta2",
@@ -107,6 +107,21 @@ def _write_reference(results: str, run: Run, stores: RunStores, metrics: dict) -
                       "columns": metrics["columns"], "rows": {"Identity": encode_rows(metrics["rows"]["Identity"])}})
 
 
+def wants_curve_identity(run: Run) -> bool:
+    """Whether the learning curves of ``run``'s stage carry Identity's line (the input copied, on the same curve
+    slices): where copying the input is a real competitor (``plan.COPY_BASELINE_TASKS``), on the linear window."""
+    return run.task in COPY_BASELINE_TASKS and run.data == "linear"
+
+
+def curve_identity(run: Run, stores: RunStores, slices: int, image_size: int) -> dict:
+    """Identity's learning-curve scores on ``run``'s curve store (``training.curves.identity_scores``)."""
+    from cycle_medgan_tf.training.curves import identity_scores
+
+    scores = identity_scores(stores.curves, slices, image_size)
+    return {"curve_store_seed": CURVE_SEEDS[run.store], "curve_store": os.path.basename(stores.curves),
+            "slices": slices, "scores": {k: (round(v, 6) if v is not None else None) for k, v in scores.items()}}
+
+
 class Executor:
     """Trains and evaluates runs; each store is validated once per process. The git commit is read once, at
     construction: a long sitting's records name the code it imported, even if the checkout moves meanwhile."""
@@ -127,6 +142,24 @@ class Executor:
         shutil.rmtree(checkpoints)
         self.log(f"[study] removed {checkpoints} (recorded; --keep_checkpoints keeps them)")
 
+    def complete_reference(self, run: Run) -> None:
+        """Add Identity's learning-curve scores to the reference JSON of ``run``'s store where the curves draw it
+        (:func:`wants_curve_identity`) and it has none yet (a reference written before they were recorded); a
+        store without a reference JSON is left to its first evaluation."""
+        from cycle_medgan_tf.config import resolve_config
+
+        path = reference_path(self.results, run.task, run.store, run.data)
+        if not wants_curve_identity(run) or not os.path.exists(path):
+            return
+        reference = read_json(path)
+        if "curve_identity" in reference:
+            return
+        cfg = resolve_config(run.model, run.profile)     # the profile's curve slices and image size
+        reference["curve_identity"] = curve_identity(run, run_stores(run, log=self.log), cfg.curve_slices,
+                                                     cfg.image_size)
+        write_json(path, reference)
+        self.log(f"[study] added Identity's learning-curve scores to {path}")
+
     def _checked_store(self, path: str):
         from cycle_medgan_tf.data.store import check_store
 
@@ -145,8 +178,8 @@ class Executor:
         workdir = run_dir(self.workdir, run)
         overrides = dict(run.overrides(), data=stores.data, curve_data=stores.curves, workdir=workdir)
         self.log(f"[study] training {run.run_id}")
-        _, result = train_run(run.model, run.profile, overrides, self._checked_store(stores.data), self.overwrite,
-                              log=self.log)
+        cfg, result = train_run(run.model, run.profile, overrides, self._checked_store(stores.data),
+                                self.overwrite, log=self.log)
         t_train = time.monotonic()
         # the Identity row on the linear window only (the copied input read through a transfer means nothing)
         need_identity = run.data == "linear" and not os.path.exists(
@@ -154,6 +187,8 @@ class Executor:
         metrics = validation_metrics(stores.data, {run.model: workdir}, identity=need_identity)
         if need_identity:
             _write_reference(self.results, run, stores, metrics)
+        if wants_curve_identity(run):
+            self.complete_reference(run)
         timing = {"wall_time_s": round(time.monotonic() - t0, 2), "train_s": round(t_train - t0, 2),
                   "evaluate_s": round(time.monotonic() - t_train, 2),
                   "steps_this_sitting": result["step"] - result["start_step"]}

@@ -12,7 +12,7 @@ import os
 from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.study.choice import choose
 from cycle_medgan_tf.study.gradients import render_gradient_shares
-from cycle_medgan_tf.study.plan import STAGE_STORE, STAGES, TASKS
+from cycle_medgan_tf.study.plan import COPY_BASELINE_TASKS, STAGE_STORE, STAGES, TASKS
 from cycle_medgan_tf.study.plots import render_stage_curves
 from cycle_medgan_tf.study.records import REFERENCE_FORMAT, StudyError, load_records
 from cycle_medgan_tf.study.summary import group_records, identity_configuration
@@ -32,8 +32,12 @@ def _render_lock(out: str):
         yield
 
 
-def _references(results: str) -> list:
-    return [identity_configuration(r) for r in load_records(results, REFERENCE_FORMAT)]
+def _references(results: str) -> tuple[list, dict]:
+    """The Identity rows as configurations, and Identity's learning-curve scores by (task, store, data)."""
+    records = load_records(results, REFERENCE_FORMAT)
+    curves = {(r["task"], r["store"], r["data"]): r["curve_identity"]["scores"] for r in records
+              if r.get("curve_identity")}
+    return [identity_configuration(r) for r in records], curves
 
 
 def render_study(results: str, out: str) -> list[str]:
@@ -51,7 +55,7 @@ def _render(results: str, out: str) -> list[str]:
         configs = group_records(records)
     except ValueError as exc:
         raise StudyError(f"--results {results}: {exc}") from None
-    references = _references(results)
+    references, curve_identity = _references(results)
     written, choices = [], {}
     for task in TASKS:
         if any(c.task == task and c.stage == "ablation" for c in configs):
@@ -71,7 +75,9 @@ def _render(results: str, out: str) -> list[str]:
                                                    "ablation" else None))
             written.append(path)
             figure = os.path.join(out, f"{task}_{stage}_curves.png")
-            if render_stage_curves(figure, task, stage, group):
+            identity = curve_identity.get((task, STAGE_STORE[stage], "linear")) if task in COPY_BASELINE_TASKS \
+                else None
+            if render_stage_curves(figure, task, stage, group, identity):
                 written.append(figure)
             figure = os.path.join(out, f"{task}_{stage}_gradients.png")
             if render_gradient_shares(figure, task, stage, group):

@@ -140,11 +140,13 @@ def _ablation_busy(options: StudyOptions) -> bool:
     return False
 
 
-def run_study(options: StudyOptions, execute, render=None, log=print, recorded=None) -> dict:
+def run_study(options: StudyOptions, execute, render=None, log=print, recorded=None, references=None) -> dict:
     """Train and record every planned run without a JSON (at most ``max_runs``), re-rendering after each.
 
     ``execute(run) -> record`` trains and evaluates one run (``study/execute.py``); ``recorded(run)`` is called
-    once its JSON is written (the executor frees the run directory's checkpoints); ``render()`` re-renders.
+    once its JSON is written (the executor frees the run directory's checkpoints); ``references(run)`` completes
+    the reference JSON of a run's store (called once per store of each stage, before its runs); ``render()``
+    re-renders.
     Every existing JSON of the plan is checked first: one of another run is refused (``StudyError``) before
     anything is trained, unless ``overwrite``. A run another process has claimed (:func:`claim`) is left to it
     (``busy``)."""
@@ -158,6 +160,9 @@ def run_study(options: StudyOptions, execute, render=None, log=print, recorded=N
             log(f"[study] {stage}: {note}")
         # the final stage's Cycle-MedGAN weights are the ablation's choice: while another process still trains an
         # ablation run, they would be the defaults, so those runs wait for a later invocation
+        if references is not None:
+            for run in {(r.store, r.data): r for r in reversed(runs)}.values():
+                references(run)
         upstream_busy = stage == "final" and (bool(summary["busy"]) or _ablation_busy(options))
         if upstream_busy:
             log("[study] final: another process is training an ablation run; Cycle-MedGAN's runs wait for the "
