@@ -160,15 +160,13 @@ def _train_all(task: str, models, profile: str, overrides: dict, seeds, out: str
 
     checked, runs = check_store(overrides["data"]), {}      # validated once for all the job's trainings
     for model in models:
+        chosen = catalogue.task_defaults(model, task)
+        note = f" ({task} settings: {', '.join(f'{k}={v:g}' for k, v in chosen.items())})" if chosen else ""
         for seed in seeds:
             t = time.monotonic()
-            chosen = catalogue.task_defaults(model, task)
-            _log(f"[job] {model} seed {seed}" + (f" ({task} settings: "
-                                                 + ", ".join(f"{k}={v:g}" for k, v in chosen.items()) + ")"
-                                                 if chosen else ""))
-            chosen.update(overrides)
-            cfg, result = train_run(model, profile, dict(chosen, workdir=run_dir(out, model, seed), seed=seed),
-                                    checked, overwrite)
+            _log(f"[job] {model} seed {seed}{note}")
+            cfg, result = train_run(model, profile, dict(chosen, **overrides, workdir=run_dir(out, model, seed),
+                                                         seed=seed), checked, overwrite)
             runs.setdefault(model, []).append(cfg.workdir)
             stages[f"train_{model}_seed{seed}_s"] = round(time.monotonic() - t, 2)
             stages[f"train_{model}_seed{seed}_steps_run"] = result["step"] - result["start_step"]

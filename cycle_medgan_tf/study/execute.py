@@ -178,8 +178,8 @@ class Executor:
         workdir = run_dir(self.workdir, run)
         overrides = dict(run.overrides(), data=stores.data, curve_data=stores.curves, workdir=workdir)
         self.log(f"[study] training {run.run_id}")
-        cfg, result = train_run(run.model, run.profile, overrides, self._checked_store(stores.data),
-                                self.overwrite, log=self.log)
+        _, result = train_run(run.model, run.profile, overrides, self._checked_store(stores.data), self.overwrite,
+                              log=self.log)
         t_train = time.monotonic()
         # the Identity row on the linear window only (the copied input read through a transfer means nothing)
         need_identity = run.data == "linear" and not os.path.exists(
@@ -187,8 +187,7 @@ class Executor:
         metrics = validation_metrics(stores.data, {run.model: workdir}, identity=need_identity)
         if need_identity:
             _write_reference(self.results, run, stores, metrics)
-        if wants_curve_identity(run):
-            self.complete_reference(run)
+        self.complete_reference(run)
         timing = {"wall_time_s": round(time.monotonic() - t0, 2), "train_s": round(t_train - t0, 2),
                   "evaluate_s": round(time.monotonic() - t_train, 2),
                   "steps_this_sitting": result["step"] - result["start_step"]}

@@ -12,7 +12,7 @@ import os
 from cycle_medgan_tf.atomic import atomic_write_text
 from cycle_medgan_tf.study.choice import choose
 from cycle_medgan_tf.study.gradients import render_gradient_shares
-from cycle_medgan_tf.study.plan import COPY_BASELINE_TASKS, STAGE_STORE, STAGES, TASKS
+from cycle_medgan_tf.study.plan import STAGE_STORE, STAGES, TASKS
 from cycle_medgan_tf.study.plots import render_stage_curves
 from cycle_medgan_tf.study.records import REFERENCE_FORMAT, StudyError, load_records
 from cycle_medgan_tf.study.summary import group_records, identity_configuration
@@ -75,8 +75,8 @@ def _render(results: str, out: str) -> list[str]:
                                                    "ablation" else None))
             written.append(path)
             figure = os.path.join(out, f"{task}_{stage}_curves.png")
-            identity = curve_identity.get((task, STAGE_STORE[stage], "linear")) if task in COPY_BASELINE_TASKS \
-                else None
+            # recorded only where the curves draw it (study/execute.py, ``wants_curve_identity``)
+            identity = curve_identity.get((task, STAGE_STORE[stage], "linear"))
             if render_stage_curves(figure, task, stage, group, identity):
                 written.append(figure)
             figure = os.path.join(out, f"{task}_{stage}_gradients.png")

@@ -71,23 +71,25 @@ def seeds_table(configs, columns) -> list[str]:
     return lines
 
 
+def _minus_table(pairs, columns) -> list[str]:
+    """One row per (configuration, reference, reference's name): the configuration minus the reference."""
+    lines = _header(["Configuration", "minus"], columns)
+    for c, ref, name in pairs:
+        lines.append(_row([c.label, name] + [difference_cell(difference(c, ref, k), k) for k in columns]))
+    return lines
+
+
 def differences_table(configs, columns) -> list[str]:
     rows = [(c, reference_of(configs, c)) for c in configs]
-    rows = [(c, ref) for c, ref in rows if ref is not None]
+    rows = [(c, ref, ref.label) for c, ref in rows if ref is not None]
     if not rows:
         return ["Nothing to compare: this budget has no CycleGAN configuration or nothing besides it."]
-    lines = _header(["Configuration", "minus"], columns)
-    for c, ref in rows:
-        lines.append(_row([c.label, ref.label] + [difference_cell(difference(c, ref, k), k) for k in columns]))
-    return lines
+    return _minus_table(rows, columns)
 
 
 def identity_table(configs, identity: Configuration, columns) -> list[str]:
     """Each configuration minus Identity (the input copied), subjects paired; Identity is one fixed "seed"."""
-    lines = _header(["Configuration", "minus"], columns)
-    for c in configs:
-        lines.append(_row([c.label, "Identity"] + [difference_cell(difference(c, identity, k), k) for k in columns]))
-    return lines
+    return _minus_table([(c, identity, "Identity") for c in configs], columns)
 
 
 def choice_section(choice: dict) -> list[str]:
