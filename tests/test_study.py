@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from cycle_medgan_tf import catalogue
 from cycle_medgan_tf.evaluation.report import table_keys
 from cycle_medgan_tf.study.choice import choose
 from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, PROTOCOL_WEIGHTS, RULE_METRICS, PlanError, Run,
@@ -358,13 +359,19 @@ def test_the_time_estimate_uses_step_times_of_the_same_profile_only(tmp_path):
     assert "no estimate from the step times of the existing paper records" in paper, paper
 
 
-def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path):
+def test_the_rule_keeps_the_defaults_when_no_loss_beats_cyclegan(tmp_path, monkeypatch):
     results = str(tmp_path / "studies")
     _write_ablation(results, lambda run: {} if run.model == "cyclegan" else {k: -0.05 for k in CT_COLUMNS})
     configs = group_records([json.load(open(os.path.join(d, f))) for d, _, fs in os.walk(results) for f in fs])
     choice = choose("pet_ct", configs, seeds=(0, 1, 2))
     assert choice["complete"] and choice["helped"] is False and choice["chosen"] == default_weights()
     assert "did not help on the tuning store" in choice["verdict"]
+    # the kept weights are the protocol's, whatever the family defaults are changed to later
+    family = catalogue.family("cycle_medgan")
+    monkeypatch.setitem(family.defaults, "lambda_cp", 0.5)
+    assert default_weights() != PROTOCOL_WEIGHTS
+    assert choose("pet_ct", configs, seeds=(0, 1, 2))["chosen"] == PROTOCOL_WEIGHTS
+    monkeypatch.undo()
     partial = choose("pet_ct", configs, seeds=(0, 1, 2, 3))
     assert not partial["complete"] and len(partial["missing"]) == 8
     # from the JSONs alone (no plan): each run missing against the protocol's seeds and any seen, one by one

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, RULE_METRICS, STUDY_SEEDS, Run,
-                                        ablation_configs, default_weights)
+from cycle_medgan_tf.study.plan import (CHOICE_RULE, CHOICE_RULE_MR, PROTOCOL_WEIGHTS, RULE_METRICS, STUDY_SEEDS,
+                                        Run, ablation_configs, default_weights)
 from cycle_medgan_tf.study.summary import Configuration
 
 
@@ -65,7 +65,9 @@ def choose(task: str, configs: list[Configuration], seeds=None, steps: int | Non
     ranks, mean_rank = mean_ranks(ablation, metrics)
     best = min(candidates, key=lambda c: (mean_rank[c.label], -(c.mean(metrics[0]) or -np.inf)))
     helped = mean_rank[best.label] < mean_rank[baseline[0].label]
-    chosen = ({k: best.settings.get(k, 0.0) for k in default_weights()} if helped else default_weights())
+    # "kept" means the defaults the protocol was written against (pinned), so that adopting another task's
+    # choice as the family defaults later cannot change this task's recorded choice
+    chosen = ({k: best.settings.get(k, 0.0) for k in PROTOCOL_WEIGHTS} if helped else dict(PROTOCOL_WEIGHTS))
     seeds_text = f"{min(len(c.seeds) for c in ablation)}-{max(len(c.seeds) for c in ablation)} seeds"
     verdict = (f"{best.label} has the best mean rank ({mean_rank[best.label]:.2f} against CycleGAN's "
                f"{mean_rank[baseline[0].label]:.2f}; {seeds_text}, {steps} steps)" if helped else
