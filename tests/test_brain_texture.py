@@ -28,6 +28,30 @@ def test_texture_separates_noise_and_flattening_from_the_truth():
     assert flat["brain_std_hu"] < 0.1 and flat["laplacian_ratio"] < 0.2
 
 
+def test_interior_and_structure_tell_the_skulls_edge_and_another_brain_from_the_brain():
+    """A bone edge one pixel into the brain inflates the brain's spread but not the interior's; the structure
+    figure passes the target blurred and rejects a flat brain, noise, a flipped contrast and another subject's
+    brain."""
+    from cycle_medgan_tf.bench.brain_texture import interior_mask
+
+    target = head_ct(8, seed=3)
+    mask = brain_mask(target, "CT", (-1000.0, 2000.0))
+    edge = mask & ~np.stack([ndimage.binary_erosion(m) for m in mask])
+    assert interior_mask(mask).sum() > 300
+    shifted_skull = texture(np.where(edge, 900.0, target), target, mask)
+    truth = texture(target, target, mask)
+    assert shifted_skull["brain_std_hu"] > 10 * truth["brain_std_hu"]
+    assert shifted_skull["interior_std_hu"] == truth["interior_std_hu"] and shifted_skull["structure_corr"] > 0.99
+    blurred = np.stack([ndimage.gaussian_filter(s, 1.0) for s in target])
+    assert texture(np.where(mask, blurred, target), target, mask)["structure_corr"] > 0.8
+    rng = np.random.default_rng(0)
+    assert abs(texture(np.where(mask, 30.0, target), target, mask)["structure_corr"]) < 1e-6
+    assert abs(texture(target * 0 + 30 + rng.normal(0, 20, target.shape), target, mask)["structure_corr"]) < 0.2
+    assert texture(np.where(mask, 60.0 - target, target), target, mask)["structure_corr"] < -0.8
+    other_subject = head_ct(8, seed=4)
+    assert abs(texture(other_subject, target, mask)["structure_corr"]) < 0.3
+
+
 def test_cli_prints_one_line_per_run(tmp_path):
     from cycle_medgan_tf.export import export_translators
 
@@ -39,8 +63,9 @@ def test_cli_prints_one_line_per_run(tmp_path):
                              f"--runs=cyclegan={run}"], capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [line["run"] for line in lines] == ["target", "cyclegan"]
-    assert lines[1]["cycle_l1_noisy"] > 0 and "laplacian_ratio" in lines[1]
+    assert [line["run"] for line in lines] == ["target", "lookup", "cyclegan"]
+    assert lines[1]["structure_corr"] < 0.5 and lines[0]["structure_corr"] == 1.0
+    assert lines[2]["cycle_l1_noisy"] > 0 and "laplacian_ratio" in lines[2]
     bad = subprocess.run([sys.executable, "-m", "cycle_medgan_tf.bench.brain_texture", f"--data={store}",
                           f"--runs=cyclegan={tmp_path / 'missing'}"], capture_output=True, text=True, timeout=300,
                          cwd=REPO, env=env)

@@ -8,6 +8,15 @@ store, one JSON line:
 - ``brain_*``: inside the brain (target 0..80 HU within the target's head mask, eroded by one pixel): the HU
   standard deviation of prediction and target, the MAE in HU, and the standard deviation of the 4-neighbour
   Laplacian of HU (high-frequency energy) of both, with its ratio prediction / target;
+- ``interior_*``: the same spread and MAE in the brain's interior (the brain mask eroded by ``INTERIOR_PX`` more
+  pixels). Next to the skull a prediction whose inner bone edge is a pixel off puts hundreds of HU into the brain
+  mask, so ``brain_std_hu`` mixes the skull's placement with the brain's texture; the interior separates them;
+- ``structure_corr``: does the brain show the target's soft tissue where the target has it (ventricles, sulci,
+  grey against white matter)? Per slice, prediction and target are smoothed inside the interior (normalised
+  convolution, Gaussian of ``STRUCTURE_SIGMA_PX``, so neither bone nor the skull's edge bleeds in) and correlated
+  over it;
+  the mean over slices. An input-blind guess (another subject's brain) or a flat brain scores about 0, the target
+  blurred close to 1;
 - ``cycle_*``: the mean |F(G(x)) - x| in model range over the head, with G(x) as it is and with Gaussian noise of
   std ``--noise`` (model range) added to G(x) before F, and their ratio. CycleGAN can satisfy its cycle loss by
   hiding its input in a low-amplitude signal in G(x) (Chu et al. 2017, "CycleGAN, a master of steganography");
@@ -19,7 +28,9 @@ store, one JSON line:
   the correlation of the reconstruction's Laplacian with the input's, from G(x) and from G(smoothed x) (equal: the
   input's pixel noise does not pass through the CT).
 
-The ``target`` line gives the same numbers for the real CT (the probes do not apply). Every figure is a mean over
+The ``target`` line gives the same numbers for the real CT (the probes do not apply); the ``lookup`` line those of
+the input-blind look-up row (``evaluation.lookup``: the training CT most like each target), the case the brain
+figures must reject: it has a real brain's texture, in another subject's places. Every figure is a mean over
 the validation slices. It is a diagnostic for the quick profile's budget, not part of Table I.
 """
 
@@ -36,6 +47,8 @@ from cycle_medgan_tf.cli import fail, run_app
 FLAGS = flags.FLAGS
 BRAIN_HU = (0.0, 80.0)
 MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
+INTERIOR_PX = 2                # the interior: the brain mask eroded by this many more pixels
+STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the brain before the structure correlation
 
 
 def define_flags() -> None:
@@ -63,6 +76,25 @@ def brain_slices(mask: np.ndarray) -> list[int]:
     return [i for i in range(len(mask)) if mask[i].sum() >= MIN_BRAIN_PIXELS]
 
 
+def interior_mask(mask: np.ndarray) -> np.ndarray:
+    """The brain mask of each slice eroded by ``INTERIOR_PX`` more pixels: brain away from the skull's edge."""
+    return np.stack([ndimage.binary_erosion(s, iterations=INTERIOR_PX) for s in mask])
+
+
+def smooth_inside(image: np.ndarray, mask: np.ndarray, sigma: float = STRUCTURE_SIGMA_PX) -> np.ndarray:
+    """``image`` (H, W) smoothed by a Gaussian using only the pixels of ``mask`` (normalised convolution)."""
+    weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma)
+    values = ndimage.gaussian_filter(np.where(mask, image, 0.0).astype(np.float64), sigma)
+    return np.where(weight > 1e-6, values / np.maximum(weight, 1e-6), 0.0)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when either side is (numerically) constant."""
+    a, b = a - a.mean(), b - b.mean()
+    scale = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / scale) if scale > 1e-9 else 0.0
+
+
 def laplacian(images: np.ndarray) -> np.ndarray:
     """4-neighbour Laplacian of each (H, W) slice (reflected borders)."""
     return np.stack([ndimage.laplace(s.astype(np.float64), mode="reflect") for s in images])
@@ -87,7 +119,29 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
         laplacian_std_target=mean_over(lambda i, k: lap_t[i][mask[k]].std()),
     )
     out["laplacian_ratio"] = out["laplacian_std"] / out["laplacian_std_target"]
+    out.update(interior_texture(prediction_hu, target_hu, mask))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
+    """The ``interior_*`` and ``structure_corr`` figures (module docstring); means over the slices with at least
+    20 interior pixels."""
+    inner = interior_mask(mask)
+    keep = brain_slices(inner)
+    if not keep:
+        raise ValueError(f"no validation slice has {MIN_BRAIN_PIXELS} or more brain pixels {INTERIOR_PX} pixels "
+                         "away from the brain's edge")
+
+    def smoothed_corr(k):
+        p, t = (smooth_inside(image[k], inner[k]) for image in (prediction_hu, target_hu))
+        return _correlation(p[inner[k]], t[inner[k]])
+
+    return dict(interior_slices=len(keep),
+                interior_std_hu=float(np.mean([prediction_hu[k][inner[k]].std() for k in keep])),
+                interior_std_hu_target=float(np.mean([target_hu[k][inner[k]].std() for k in keep])),
+                interior_mae_hu=float(np.mean([np.abs(prediction_hu[k] - target_hu[k])[inner[k]].mean()
+                                               for k in keep])),
+                structure_corr=float(np.mean([smoothed_corr(k) for k in keep])))
 
 
 def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray,
@@ -131,6 +185,7 @@ def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndar
 def main(argv):
     del argv
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
+    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
     from cycle_medgan_tf.evaluation.runs import EvaluationError, check_run, required_runs
 
     try:
@@ -148,10 +203,14 @@ def main(argv):
             target = store.val_images("B")[()][keep]
             window_b, domain_b = store.window_b, store.domain_b
             head_a = np.stack([ndimage.binary_dilation(s > -0.95, iterations=2) for s in inputs])
+            lookup = from_model_range(lookup_prediction(to_model_range(target, window_b),
+                                                         to_model_range(store.train_images("B")[()], window_b)),
+                                      window_b)
     except (StoreError, EvaluationError, OSError) as exc:
         fail(str(exc))
     mask = brain_mask(target, domain_b, window_b)
     print(json.dumps(dict(run="target", **texture(target, target, mask))))
+    print(json.dumps(dict(run="lookup", **texture(lookup, target, mask))))
     for name, dirs in runs.items():
         for run_dir in dirs:
             try:

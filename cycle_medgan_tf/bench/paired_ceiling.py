@@ -1,0 +1,152 @@
+"""What can the translators' generator draw inside the brain when it is given pairs? A supervised ceiling.
+
+    python -m cycle_medgan_tf.bench.paired_ceiling --pairs=STORE --data=STORE [--steps=600,2400] [--seed=0]
+        [--precision=auto]
+
+The ResNet-9 generator of CycleGAN and Cycle-MedGAN (``models/resnet_generator.py``) is trained alone, with an L1
+loss, on the paired validation rows of ``--pairs`` (a store of other subjects than ``--data``'s), with the quick
+recipe's optimiser and schedule (Adam 2e-4, beta1 0.5, batch 1, constant for the first half of the steps, then a
+linear decay) and xhujoy's resize-crop-flip augmentation drawn alike for both images of a pair. Each budget of
+``--steps`` is a separate run from the same initialisation, scored on ``--data``'s validation rows like a trained
+translator: ``bench.brain_texture.texture`` (brain spread, interior, ``structure_corr``) and the head's MAE in HU
+and bone Dice (``evaluation.tissue``). One JSON line per budget, after the look-up row's line (the input-blind case
+every figure must reject).
+
+Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue at a budget where they do
+not, neither the budget nor the network is what stops them; if it does not either, nothing trained for that many
+steps will. A diagnostic for issue 14's question, not a model of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from absl import flags
+
+from cycle_medgan_tf.cli import fail, run_app
+
+FLAGS = flags.FLAGS
+LR, BETA1, DECAY_START = 2e-4, 0.5, 0.5      # the quick recipe of the cycle models (config.py, catalogue.py)
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("pairs", None, "PET -> CT store whose paired validation rows train the generator.")
+    flags.DEFINE_string("data", None, "PET -> CT store (other subjects) whose validation rows are scored.")
+    flags.DEFINE_list("steps", ["600", "2400"], "Training budgets (steps of batch 1); one run and line each.")
+    flags.DEFINE_integer("seed", 0, "Initialisation and augmentation seed.", lower_bound=0)
+    flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
+                      "Keras dtype policy; auto measures as training does (training/precision.py).")
+
+
+def paired_batches(a: np.ndarray, b: np.ndarray, image_size: int, seed: int):
+    """Endless ``(a, b)`` batches of one pair, (1, S, S, 1) each, the same crop and flip on both images."""
+    import tensorflow as tf
+
+    from cycle_medgan_tf.data.pipeline import augment, epoch_permutation
+
+    a, b = tf.constant(a, tf.float32), tf.constant(b, tf.float32)
+    indices = (tf.data.Dataset.range(2**62)
+               .flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_permutation(len(a), seed, epoch))))
+
+    def load(position, index):
+        element_seed = tf.stack([tf.cast(seed, tf.int64) + 7919, tf.cast(position, tf.int64)])
+        return (augment(tf.gather(a, index), image_size, element_seed),
+                augment(tf.gather(b, index), image_size, element_seed))
+
+    return indices.enumerate().map(load).batch(1).prefetch(2)
+
+
+def train_ceiling(a: np.ndarray, b: np.ndarray, steps: int, seed: int):
+    """The generator after ``steps`` L1 steps on the pairs ``a`` -> ``b`` ((N, S, S) in model range)."""
+    import keras
+    import tensorflow as tf
+
+    from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
+    from cycle_medgan_tf.training.optim import FusedAdam
+    from cycle_medgan_tf.training.schedule import make_schedule
+
+    keras.utils.set_random_seed(seed)
+    generator = build_resnet_generator(a.shape[1])
+    optimizer = FusedAdam(make_schedule("linear_decay", LR, steps, DECAY_START), beta_1=BETA1)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(generator(x, training=True) - y))
+        optimizer.apply_gradients(zip(tape.gradient(loss, generator.trainable_variables),
+                                      generator.trainable_variables))
+        return loss
+
+    for x, y in paired_batches(a, b, a.shape[1], seed).take(steps):
+        step(x, y)
+    return generator
+
+
+def score(prediction_hu: np.ndarray, target_hu: np.ndarray, window_b) -> dict:
+    """Brain texture figures, head MAE (HU) and bone Dice of CT predictions against their targets (N, S, S)."""
+    from cycle_medgan_tf.bench.brain_texture import brain_mask, texture
+    from cycle_medgan_tf.evaluation.tissue import tissue_metrics
+
+    tissue = tissue_metrics(target_hu, prediction_hu, "CT", window_b)
+    out = texture(prediction_hu, target_hu, brain_mask(target_hu, "CT", window_b))
+    out.update({key: round(float(np.nanmean(tissue[key])), 4) for key in ("mae_hu", "dice_bone", "psnr_brain")})
+    return out
+
+
+def main(argv):
+    del argv
+    import keras
+    import tensorflow as tf
+
+    from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
+    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
+    from cycle_medgan_tf.training.precision import choose_precision, time_probe
+
+    try:
+        budgets = sorted({int(s) for s in FLAGS.steps})
+    except ValueError:
+        fail(f"--steps must be whole numbers, got {','.join(FLAGS.steps)}")
+    if not budgets or budgets[0] < 1:
+        fail("--steps must be positive")
+    try:
+        with open_store(FLAGS.pairs) as pairs, open_store(FLAGS.data) as data:
+            for name, store in (("--pairs", pairs), ("--data", data)):
+                if store.domain_a != "PET" or store.domain_b != "CT":
+                    fail(f"{name}: a PET -> CT store is needed, got {store.domain_a} -> {store.domain_b}")
+            if pairs.image_size != data.image_size or tuple(pairs.window_b) != tuple(data.window_b):
+                fail("--pairs and --data differ in image size or CT window")
+            shared = set(map(str, pairs.val_subjects())) & set(map(str, data.val_subjects()))
+            if shared:
+                fail(f"--pairs and --data share validation subjects ({sorted(shared)[0]}, ...): the ceiling "
+                     "would be scored on what it trained on")
+            train_a = to_model_range(pairs.val_images("A")[()], pairs.window_a)
+            train_b = to_model_range(pairs.val_images("B")[()], pairs.window_b)
+            inputs = to_model_range(data.val_images("A")[()], data.window_a)
+            target = data.val_images("B")[()]
+            window_b = data.window_b
+            lookup = from_model_range(lookup_prediction(to_model_range(target, window_b),
+                                                        to_model_range(data.train_images("B")[()], window_b)),
+                                      window_b)
+    except (StoreError, OSError) as exc:
+        fail(str(exc))
+    precision, rule = FLAGS.precision, "requested"
+    if precision == "auto":
+        precision, rule = choose_precision(time_probe(), gpu=bool(tf.config.list_physical_devices("GPU")))
+    keras.mixed_precision.set_global_policy(precision)
+    print(json.dumps(dict(run="lookup", **score(lookup, target, window_b))))
+    for steps in budgets:
+        start = time.perf_counter()
+        generator = train_ceiling(train_a, train_b, steps, FLAGS.seed)
+        fake = generator.predict(inputs[..., None], batch_size=16, verbose=0)[..., 0]
+        print(json.dumps(dict(run="paired_l1", steps=steps, seed=FLAGS.seed, pairs=len(train_a),
+                              precision=precision, precision_rule=rule,
+                              train_s=round(time.perf_counter() - start, 1),
+                              **score(from_model_range(fake, window_b), target, window_b))), flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flags_as_required(["pairs", "data"])
+    run_app(main)
