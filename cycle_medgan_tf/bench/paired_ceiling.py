@@ -1,20 +1,22 @@
-"""What can the translators' generator draw inside the brain when it is given pairs? A supervised ceiling.
+"""What can the translators' generator learn in a budget when it is given pairs? A supervised ceiling.
 
     python -m cycle_medgan_tf.bench.paired_ceiling --pairs=STORE --data=STORE [--steps=600,2400] [--seed=0]
         [--precision=auto]
 
 The ResNet-9 generator of CycleGAN and Cycle-MedGAN (``models/resnet_generator.py``) is trained alone, with an L1
-loss, on the paired validation rows of ``--pairs`` (a store of other subjects than ``--data``'s), with the quick
+loss, on the paired validation rows of ``--pairs`` (a store of the same task, other subjects than ``--data``'s), with the quick
 recipe's optimiser and schedule (Adam 2e-4, beta1 0.5, batch 1, constant for the first half of the steps, then a
 linear decay) and xhujoy's resize-crop-flip augmentation drawn alike for both images of a pair. Each budget of
 ``--steps`` is a separate run from the same initialisation, scored on ``--data``'s validation rows like a trained
-translator: ``bench.brain_texture.texture`` (brain spread, interior, ``structure_corr``) and the head's MAE in HU
-and bone Dice (``evaluation.tissue``). One JSON line per budget, after the look-up row's line (the input-blind case
-every figure must reject).
+translator. CT targets: ``bench.brain_texture.texture`` (brain spread, interior, ``structure_corr``) and the head's
+MAE in HU, bone Dice and brain PSNR (``evaluation.tissue``), after a line for the look-up row (the input-blind case
+every figure must reject). Other targets (motion correction): Table I's SSIM and PSNR of the ceiling and of Identity
+(the input copied) and their subject-level difference with its 95% bootstrap interval (``evaluation.stats``). One
+JSON line per budget.
 
-Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue at a budget where they do
-not, neither the budget nor the network is what stops them; if it does not either, nothing trained for that many
-steps will. A diagnostic for issue 14's question, not a model of the project.
+Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue, or beats Identity, at a
+budget where they do not, neither the budget nor the network is what stops them; if it does not either, nothing
+trained for that many steps will. A diagnostic for issue 14's question, not a model of the project.
 """
 
 from __future__ import annotations
@@ -84,6 +86,22 @@ def train_ceiling(a: np.ndarray, b: np.ndarray, steps: int, seed: int):
     return generator
 
 
+def versus_identity(prediction: np.ndarray, target: np.ndarray, inputs: np.ndarray, subjects) -> dict:
+    """Table I's SSIM and PSNR of ``prediction`` and of Identity (``inputs``), all (N, S, S) in model range, and
+    the subject-level difference prediction - Identity with its 95% bootstrap interval."""
+    from cycle_medgan_tf.evaluation.metrics import psnr, ssim
+    from cycle_medgan_tf.evaluation.stats import bootstrap_difference, subject_matrix
+
+    out = {}
+    for name, metric in (("ssim", ssim), ("psnr", psnr)):
+        run, identity = metric(target, prediction), metric(target, inputs)
+        difference = bootstrap_difference(subject_matrix([run], subjects)[0], subject_matrix([identity], subjects)[0])
+        out.update({name: round(float(np.mean(run)), 4), f"{name}_identity": round(float(np.mean(identity)), 4),
+                    f"{name}_minus_identity": round(difference["diff"], 4),
+                    f"{name}_minus_identity_ci95": [round(v, 4) for v in difference["ci95"]]})
+    return out
+
+
 def score(prediction_hu: np.ndarray, target_hu: np.ndarray, window_b) -> dict:
     """Brain texture figures, head MAE (HU) and bone Dice of CT predictions against their targets (N, S, S)."""
     from cycle_medgan_tf.bench.brain_texture import brain_mask, texture
@@ -97,12 +115,7 @@ def score(prediction_hu: np.ndarray, target_hu: np.ndarray, window_b) -> dict:
 
 def main(argv):
     del argv
-    import keras
-    import tensorflow as tf
-
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
-    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
-    from cycle_medgan_tf.training.precision import choose_precision, time_probe
 
     try:
         budgets = sorted({int(s) for s in FLAGS.steps})
@@ -112,38 +125,46 @@ def main(argv):
         fail("--steps must be positive")
     try:
         with open_store(FLAGS.pairs) as pairs, open_store(FLAGS.data) as data:
-            for name, store in (("--pairs", pairs), ("--data", data)):
-                if store.domain_a != "PET" or store.domain_b != "CT":
-                    fail(f"{name}: a PET -> CT store is needed, got {store.domain_a} -> {store.domain_b}")
-            if pairs.image_size != data.image_size or tuple(pairs.window_b) != tuple(data.window_b):
-                fail("--pairs and --data differ in image size or CT window")
-            shared = set(map(str, pairs.val_subjects())) & set(map(str, data.val_subjects()))
+            if pairs.task != data.task:
+                fail(f"--pairs is a {pairs.task} store and --data a {data.task} store: they must be one task")
+            if pairs.image_size != data.image_size or not pairs.window_b.same_as(data.window_b):
+                fail("--pairs and --data differ in image size or in domain B's window")
+            scored = {*data.val_subjects(), *data.train_subjects("A"), *data.train_subjects("B")}
+            shared = set(map(str, pairs.val_subjects())) & set(map(str, scored))
             if shared:
-                fail(f"--pairs and --data share validation subjects ({sorted(shared)[0]}, ...): the ceiling "
-                     "would be scored on what it trained on")
+                fail(f"--pairs' validation subjects are also in --data ({sorted(shared)[0]}, ...): the ceiling "
+                     "must be trained on other subjects than those it is compared on")
             train_a = to_model_range(pairs.val_images("A")[()], pairs.window_a)
             train_b = to_model_range(pairs.val_images("B")[()], pairs.window_b)
             inputs = to_model_range(data.val_images("A")[()], data.window_a)
             target = data.val_images("B")[()]
-            window_b = data.window_b
-            lookup = from_model_range(lookup_prediction(to_model_range(target, window_b),
-                                                        to_model_range(data.train_images("B")[()], window_b)),
-                                      window_b)
+            window_b, ct = data.window_b, data.domain_b == "CT"
+            subjects = [str(s) for s in data.val_subjects()]
+            lookup_training = to_model_range(data.train_images("B")[()], window_b)
     except (StoreError, OSError) as exc:
         fail(str(exc))
+    import keras
+    import tensorflow as tf
+
+    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
+    from cycle_medgan_tf.training.precision import choose_precision, time_probe
+
     precision, rule = FLAGS.precision, "requested"
     if precision == "auto":
         precision, rule = choose_precision(time_probe(), gpu=bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_global_policy(precision)
-    print(json.dumps(dict(run="lookup", **score(lookup, target, window_b))))
+    if ct:
+        lookup = from_model_range(lookup_prediction(to_model_range(target, window_b), lookup_training), window_b)
+        print(json.dumps(dict(run="lookup", **score(lookup, target, window_b))))
     for steps in budgets:
         start = time.perf_counter()
         generator = train_ceiling(train_a, train_b, steps, FLAGS.seed)
         fake = generator.predict(inputs[..., None], batch_size=16, verbose=0)[..., 0]
+        figures = (score(from_model_range(fake, window_b), target, window_b) if ct else
+                   versus_identity(fake, to_model_range(target, window_b), inputs, subjects))
         print(json.dumps(dict(run="paired_l1", steps=steps, seed=FLAGS.seed, pairs=len(train_a),
                               precision=precision, precision_rule=rule,
-                              train_s=round(time.perf_counter() - start, 1),
-                              **score(from_model_range(fake, window_b), target, window_b))), flush=True)
+                              train_s=round(time.perf_counter() - start, 1), **figures)), flush=True)
 
 
 if __name__ == "__main__":
