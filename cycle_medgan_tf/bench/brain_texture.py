@@ -14,8 +14,7 @@ store, one JSON line:
 - ``structure_corr``: does the brain show the target's soft tissue where the target has it (ventricles, sulci,
   grey against white matter)? Per slice, prediction and target are smoothed inside the interior (normalised
   convolution, Gaussian of ``STRUCTURE_SIGMA_PX``, so neither bone nor the skull's edge bleeds in) and correlated
-  over it;
-  the mean over slices. An input-blind guess (another subject's brain) or a flat brain scores about 0, the target
+  over it, and the correlations averaged over slices. An input-blind guess (another subject's brain) or a flat brain scores about 0, the target
   blurred close to 1;
 - ``cycle_*``: the mean |F(G(x)) - x| in model range over the head, with G(x) as it is and with Gaussian noise of
   std ``--noise`` (model range) added to G(x) before F, and their ratio. CycleGAN can satisfy its cycle loss by
@@ -48,7 +47,7 @@ FLAGS = flags.FLAGS
 BRAIN_HU = (0.0, 80.0)
 MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
 INTERIOR_PX = 2                # the interior: the brain mask eroded by this many more pixels
-STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the brain before the structure correlation
+STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the interior before the structure correlation
 
 
 def define_flags() -> None:
