@@ -14,8 +14,8 @@ store, one JSON line:
 - ``structure_corr``: does the brain show the target's soft tissue where the target has it (ventricles, sulci,
   grey against white matter)? Per slice, prediction and target are smoothed inside the interior (normalised
   convolution, Gaussian of ``STRUCTURE_SIGMA_PX``, so neither bone nor the skull's edge bleeds in) and correlated
-  over it, and the correlations averaged over slices. An input-blind guess (another subject's brain) or a flat brain scores about 0, the target
-  blurred close to 1;
+  over it, and the correlations averaged over slices. An input-blind guess (another subject's brain) or a flat
+  brain scores about 0, the target blurred close to 1;
 - ``cycle_*``: the mean |F(G(x)) - x| in model range over the head, with G(x) as it is and with Gaussian noise of
   std ``--noise`` (model range) added to G(x) before F, and their ratio. CycleGAN can satisfy its cycle loss by
   hiding its input in a low-amplitude signal in G(x) (Chu et al. 2017, "CycleGAN, a master of steganography");

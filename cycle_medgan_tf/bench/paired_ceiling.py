@@ -4,15 +4,15 @@
         [--precision=auto]
 
 The ResNet-9 generator of CycleGAN and Cycle-MedGAN (``models/resnet_generator.py``) is trained alone, with an L1
-loss, on the paired validation rows of ``--pairs`` (a store of the same task, other subjects than ``--data``'s), with the quick
-recipe's optimiser and schedule (Adam 2e-4, beta1 0.5, batch 1, constant for the first half of the steps, then a
-linear decay) and xhujoy's resize-crop-flip augmentation drawn alike for both images of a pair. Each budget of
-``--steps`` is a separate run from the same initialisation, scored on ``--data``'s validation rows like a trained
-translator. CT targets: ``bench.brain_texture.texture`` (brain spread, interior, ``structure_corr``) and the head's
-MAE in HU, bone Dice and brain PSNR (``evaluation.tissue``), after a line for the look-up row (the input-blind case
-every figure must reject). Other targets (motion correction): Table I's SSIM and PSNR of the ceiling and of Identity
-(the input copied) and their subject-level difference with its 95% bootstrap interval (``evaluation.stats``). One
-JSON line per budget.
+loss, on the paired validation rows of ``--pairs`` (a store of the same task, other subjects than ``--data``'s),
+with the quick recipe's optimiser and schedule (Adam 2e-4, beta1 0.5, batch 1, constant for the first half of the
+steps, then a linear decay) and xhujoy's resize-crop-flip augmentation drawn alike for both images of a pair. Each
+budget of ``--steps`` is a separate run from the same initialisation, scored on ``--data``'s validation rows like a
+trained translator. CT targets: ``bench.brain_texture.texture`` (brain spread, interior, ``structure_corr``) and the
+head's MAE in HU, bone Dice and brain PSNR (``evaluation.tissue``), after a line for the look-up row (the input-
+blind case every figure must reject). Other targets (motion correction): Table I's SSIM and PSNR of the ceiling and
+of Identity (the input copied) and their subject-level difference with its 95% bootstrap interval
+(``evaluation.stats``). One JSON line per budget.
 
 Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue, or beats Identity, at a
 budget where they do not, neither the budget nor the network is what stops them; if it does not either, nothing
