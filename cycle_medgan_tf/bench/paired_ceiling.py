@@ -34,8 +34,9 @@ LR, BETA1, DECAY_START = 2e-4, 0.5, 0.5      # the quick recipe of the cycle mod
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("pairs", None, "PET -> CT store whose paired validation rows train the generator.")
-    flags.DEFINE_string("data", None, "PET -> CT store (other subjects) whose validation rows are scored.")
+    flags.DEFINE_string("pairs", None, "Slice store whose paired validation rows train the generator.")
+    flags.DEFINE_string("data", None, "Slice store of the same task and other subjects whose validation rows are "
+                        "scored (PET -> CT: brain figures; otherwise SSIM/PSNR against Identity).")
     flags.DEFINE_list("steps", ["600", "2400"], "Training budgets (steps of batch 1); one run and line each.")
     flags.DEFINE_integer("seed", 0, "Initialisation and augmentation seed.", lower_bound=0)
     flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
@@ -127,8 +128,9 @@ def main(argv):
         with open_store(FLAGS.pairs) as pairs, open_store(FLAGS.data) as data:
             if pairs.task != data.task:
                 fail(f"--pairs is a {pairs.task} store and --data a {data.task} store: they must be one task")
-            if pairs.image_size != data.image_size or not pairs.window_b.same_as(data.window_b):
-                fail("--pairs and --data differ in image size or in domain B's window")
+            if pairs.image_size != data.image_size or not (pairs.window_a.same_as(data.window_a)
+                                                           and pairs.window_b.same_as(data.window_b)):
+                fail("--pairs and --data differ in image size or in a domain's window")
             scored = {*data.val_subjects(), *data.train_subjects("A"), *data.train_subjects("B")}
             shared = set(map(str, pairs.val_subjects())) & set(map(str, scored))
             if shared:
