@@ -47,18 +47,14 @@ def paired_batches(a: np.ndarray, b: np.ndarray, image_size: int, seed: int):
     """Endless ``(a, b)`` batches of one pair, (1, S, S, 1) each, the same crop and flip on both images."""
     import tensorflow as tf
 
-    from cycle_medgan_tf.data.pipeline import augment, epoch_permutation
+    from cycle_medgan_tf.data.pipeline import augment_sample, shuffled_positions
 
     a, b = tf.constant(a, tf.float32), tf.constant(b, tf.float32)
-    indices = (tf.data.Dataset.range(2**62)
-               .flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_permutation(len(a), seed, epoch))))
 
     def load(position, index):
-        element_seed = tf.stack([tf.cast(seed, tf.int64) + 7919, tf.cast(position, tf.int64)])
-        return (augment(tf.gather(a, index), image_size, element_seed),
-                augment(tf.gather(b, index), image_size, element_seed))
+        return tuple(augment_sample(tf.gather(images, index), image_size, seed, position) for images in (a, b))
 
-    return indices.enumerate().map(load).batch(1).prefetch(2)
+    return shuffled_positions(len(a), seed).map(load).batch(1).prefetch(2)
 
 
 def train_ceiling(a: np.ndarray, b: np.ndarray, steps: int, seed: int):

@@ -96,19 +96,30 @@ def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor, train: bool = Tr
     return tf.clip_by_value(image, -1.0, 1.0)
 
 
-def _domain_stream(source: DomainSource, image_size: int, seed: int, start_sample: int) -> tf.data.Dataset:
-    reader = _slice_reader(source)
-    count = source.count
+def shuffled_positions(count: int, seed: int, start_sample: int = 0) -> tf.data.Dataset:
+    """Endless ``(position, index)`` pairs: the slice indices of successive epochs, each epoch a fresh permutation
+    of ``range(count)`` (:func:`epoch_permutation`), numbered from ``start_sample`` on."""
     indices = (tf.data.Dataset.range(2**62)
                .flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_permutation(count, seed, epoch))))
     if start_sample:
         indices = indices.skip(start_sample)
+    return indices.enumerate(start=start_sample)
+
+
+def augment_sample(image: tf.Tensor, image_size: int, seed: int, position) -> tf.Tensor:
+    """Training :func:`augment` with the draw of sample ``position`` of the stream seeded ``seed``."""
+    element_seed = tf.stack([tf.cast(seed, tf.int64) + 7919, tf.cast(position, tf.int64)])
+    return augment(image, image_size, element_seed, train=True)
+
+
+def _domain_stream(source: DomainSource, image_size: int, seed: int, start_sample: int) -> tf.data.Dataset:
+    reader = _slice_reader(source)
 
     def load(position, index):
-        element_seed = tf.stack([tf.cast(seed, tf.int64) + 7919, tf.cast(position, tf.int64)])
-        return augment(reader(index), image_size, element_seed, train=True)
+        return augment_sample(reader(index), image_size, seed, position)
 
-    return indices.enumerate(start=start_sample).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return shuffled_positions(source.count, seed, start_sample).map(load, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                    deterministic=True)
 
 
 def train_dataset(path, image_size: int, batch_size: int, seed: int = 0, start_step: int = 0,
