@@ -30,7 +30,6 @@ from absl import flags
 from cycle_medgan_tf.cli import fail, run_app
 
 FLAGS = flags.FLAGS
-LR, BETA1, DECAY_START = 2e-4, 0.5, 0.5      # the quick recipe of the cycle models (config.py, catalogue.py)
 
 
 def define_flags() -> None:
@@ -62,13 +61,16 @@ def train_ceiling(a: np.ndarray, b: np.ndarray, steps: int, seed: int):
     import keras
     import tensorflow as tf
 
+    from cycle_medgan_tf.config import resolve_config
     from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
     from cycle_medgan_tf.training.optim import FusedAdam
     from cycle_medgan_tf.training.schedule import make_schedule
 
+    recipe = resolve_config("cyclegan", "quick")        # the cycle models' optimiser and schedule
     keras.utils.set_random_seed(seed)
     generator = build_resnet_generator(a.shape[1])
-    optimizer = FusedAdam(make_schedule("linear_decay", LR, steps, DECAY_START), beta_1=BETA1)
+    optimizer = FusedAdam(make_schedule(recipe.lr_schedule, recipe.lr, steps, recipe.decay_start),
+                          beta_1=recipe.beta1, beta_2=recipe.beta2)
 
     @tf.function
     def step(x, y):
