@@ -184,7 +184,7 @@ def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndar
 def main(argv):
     del argv
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
-    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
+    from cycle_medgan_tf.evaluation.lookup import lookup_prediction_in_units
     from cycle_medgan_tf.evaluation.runs import EvaluationError, check_run, required_runs
 
     try:
@@ -202,9 +202,7 @@ def main(argv):
             target = store.val_images("B")[()][keep]
             window_b, domain_b = store.window_b, store.domain_b
             head_a = np.stack([ndimage.binary_dilation(s > -0.95, iterations=2) for s in inputs])
-            lookup = from_model_range(lookup_prediction(to_model_range(target, window_b),
-                                                         to_model_range(store.train_images("B")[()], window_b)),
-                                      window_b)
+            lookup = lookup_prediction_in_units(target, store.train_images("B")[()], window_b)
     except (StoreError, EvaluationError, OSError) as exc:
         fail(str(exc))
     mask = brain_mask(target, domain_b, window_b)

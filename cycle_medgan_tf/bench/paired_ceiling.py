@@ -140,13 +140,13 @@ def main(argv):
             target = data.val_images("B")[()]
             window_b, ct = data.window_b, data.domain_b == "CT"
             subjects = [str(s) for s in data.val_subjects()]
-            lookup_training = to_model_range(data.train_images("B")[()], window_b)
+            lookup_training = data.train_images("B")[()]
     except (StoreError, OSError) as exc:
         fail(str(exc))
     import keras
     import tensorflow as tf
 
-    from cycle_medgan_tf.evaluation.lookup import lookup_prediction
+    from cycle_medgan_tf.evaluation.lookup import lookup_prediction_in_units
     from cycle_medgan_tf.training.precision import choose_precision, time_probe
 
     precision, rule = FLAGS.precision, "requested"
@@ -154,7 +154,7 @@ def main(argv):
         precision, rule = choose_precision(time_probe(), gpu=bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_global_policy(precision)
     if ct:
-        lookup = from_model_range(lookup_prediction(to_model_range(target, window_b), lookup_training), window_b)
+        lookup = lookup_prediction_in_units(target, lookup_training, window_b)
         print(json.dumps(dict(run="lookup", **score(lookup, target, window_b))))
     for steps in budgets:
         start = time.perf_counter()

@@ -51,3 +51,12 @@ def lookup_prediction(targets, training, candidates: int = LOOKUP_CANDIDATES) ->
     """The look-up row's prediction: the best-matching training slice for every target (model range)."""
     training = np.asarray(training, dtype=np.float32)
     return training[best_training_slices(targets, training, candidates)]
+
+
+def lookup_prediction_in_units(targets, training, window) -> np.ndarray:
+    """:func:`lookup_prediction` for targets and training slices in physical units (the store's values), matched in
+    model range through ``window`` and returned in physical units."""
+    from cycle_medgan_tf.data.store import from_model_range, to_model_range
+
+    return from_model_range(lookup_prediction(to_model_range(targets, window), to_model_range(training, window)),
+                            window)
