@@ -35,6 +35,9 @@ class CycleSettings:
     # identity-mapping loss ||G(b) - b||_1 + ||F(a) - a||_1 (Zhu et al. 2017, sec. 5.2; junyanz's PyTorch code uses
     # 0.5 x lambda_cycle): not in xhujoy's implementation, so off in both faithful models; an option
     lambda_identity: float = 0.0
+    # structure-consistency loss |MIND(G(a)) - MIND(a)| + |MIND(F(b)) - MIND(b)| (losses.structure_loss; Yang et al.
+    # 2018's structure-constrained CycleGAN): in neither faithful model, so off in both; an option
+    lambda_structure: float = 0.0
     perceptual_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])   # per phi_i
     style_layer_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])        # per phi_i
     extractor: str = ""               # feature-extractor weights; "" = the shipped BiGAN extractor
@@ -44,7 +47,7 @@ class CycleSettings:
     disc_layers: int = 3
 
     def problems(self) -> list[str]:
-        out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity"))
+        out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity", "lambda_structure"))
         if self.disc_layers not in PATCHGAN_LAYER_CHOICES:
             choices = ", ".join(map(str, PATCHGAN_LAYER_CHOICES))
             out.append(f"disc_layers must be one of {choices}, got {self.disc_layers}")

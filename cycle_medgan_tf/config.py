@@ -110,7 +110,7 @@ class TrainConfig:
 
 # settings added after runs had been written, with the value that means "as before": a record without one is read
 # as having this value
-ADDED_SETTINGS = {"lambda_identity": 0.0, "disc_layers": 3}
+ADDED_SETTINGS = {"lambda_identity": 0.0, "disc_layers": 3, "lambda_structure": 0.0}
 ADDED_FIELDS = {"gradient_every": 0}         # the same for TrainConfig's own fields
 
 
@@ -150,10 +150,14 @@ FLAG_HELP: dict[str, str] = {
                    "constant (default from the model: UNIT and BiGAN constant).",
     "lambda_identity": "CycleGAN / Cycle-MedGAN: weight of the identity-mapping loss |G(b) - b| + |F(a) - a| (Zhu "
                        "et al. 2017; junyanz's code uses 0.5 x lambda_cycle). Not in the faithful recipe: default 0.",
+    "lambda_structure": "CycleGAN / Cycle-MedGAN: weight of the structure-consistency loss |MIND(G(a)) - MIND(a)| + "
+                        "|MIND(F(b)) - MIND(b)| (MIND: Heinrich et al. 2012; as in Yang et al. 2018's structure-"
+                        "constrained CycleGAN): each translation keeps its input's local structure, whatever its "
+                        "contrast. Not in the faithful recipe: default 0.",
     "disc_layers": "CycleGAN / Cycle-MedGAN: stride-2 stages of both PatchGAN discriminators; their receptive "
                    "field is 16, 34 or 70 pixels for 1, 2 or 3 (Isola et al. 2017). The faithful recipe: 3 (70x70).",
     "gradient_every": "CycleGAN / Cycle-MedGAN: every N steps (and the last), the norm of the generators' gradient "
-                      "of each weighted loss term (adversarial, cycle, identity, cycle-perceptual, cycle-style) and "
+                      "of each weighted loss term (adversarial, cycle, identity, structure, cycle-perceptual, cycle-style) and "
                       "of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and TensorBoard; "
                       "training is unchanged. 0 = off.",
     "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "

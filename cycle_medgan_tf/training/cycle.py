@@ -3,7 +3,7 @@ its two cycle feature losses switched on (``lambda_cp``, ``lambda_cs`` > 0). Set
 
 One step: both generators are updated first on
 ``L_adv(G, D_B) + L_adv(F, D_A) + lambda_cycle * L_cyc [+ lambda_cp * L_cp + lambda_cs * L_cs]
-[+ lambda_identity * L_id]``
+[+ lambda_identity * L_id] [+ lambda_structure * L_MIND]``
 with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses each, with the fakes of this step
 passed through the 50-image history pools, with the other Adam. Under ``tf.distribute`` the pools are queried once
 per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device. The feature losses see
@@ -118,6 +118,9 @@ class CycleTrainer(TranslatorTrainer):
         if weights.lambda_identity > 0:     # each generator applied to its own target domain should change nothing
             out["identity"] = losses.l1(b, self.g_ab(b, training=True)) + losses.l1(a, self.g_ba(a, training=True))
             total += weights.lambda_identity * out["identity"]
+        if weights.lambda_structure > 0:    # each translation keeps its input's local structure (MIND)
+            out["structure"] = losses.structure_loss(a, fake_b) + losses.structure_loss(b, fake_a)
+            total += weights.lambda_structure * out["structure"]
         if self.use_features:
             cp_a, cs_a = self.feature_losses(a, rec_a)
             cp_b, cs_b = self.feature_losses(b, rec_b)
@@ -132,7 +135,8 @@ class CycleTrainer(TranslatorTrainer):
         weights = self.cfg.settings
         terms = {"adversarial": losses_["g_adv_a2b"] + losses_["g_adv_b2a"],
                  "cycle": weights.lambda_cycle * losses_["cycle"]}
-        for name, weight in (("identity", weights.lambda_identity), ("cycle_perceptual", weights.lambda_cp),
+        for name, weight in (("identity", weights.lambda_identity), ("structure", weights.lambda_structure),
+                             ("cycle_perceptual", weights.lambda_cp),
                              ("cycle_style", weights.lambda_cs)):
             if weight > 0 and name in losses_:
                 terms[name] = weight * losses_[name]
