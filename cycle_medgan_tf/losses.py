@@ -83,7 +83,8 @@ def kl_loss(z) -> tf.Tensor:
 # structure-constrained CycleGAN").
 MIND_OFFSETS = ((0, 1), (1, 0), (0, -1), (-1, 0))
 MIND_SIGMA_PX = 1.0     # the patch: a Gaussian of 1 pixel
-MIND_FLOOR = 1e-4       # added to V (model range squared): flat regions give uninformative descriptors
+MIND_RELATIVE_FLOOR = 1e-3   # V is at least this fraction of its image mean (as in MIND-SSC, Heinrich et al. 2013)
+MIND_FLOOR = 1e-6            # and at least this (model range squared): flat regions give uninformative descriptors
 
 
 def _gaussian_kernel(sigma: float) -> tf.Tensor:
@@ -94,10 +95,12 @@ def _gaussian_kernel(sigma: float) -> tf.Tensor:
     return tf.reshape(tf.tensordot(g, g, axes=0), [2 * radius + 1, 2 * radius + 1, 1, 1])
 
 
-def mind_descriptor(images, sigma: float = MIND_SIGMA_PX, floor: float = MIND_FLOOR) -> tf.Tensor:
+def mind_descriptor(images, sigma: float = MIND_SIGMA_PX, relative_floor: float = MIND_RELATIVE_FLOOR,
+                    floor: float = MIND_FLOOR) -> tf.Tensor:
     """(N, H, W, 4) MIND descriptors of (N, H, W, 1) images in model range (float32). ``sigma``: the patch's
-    Gaussian (pixels). ``floor`` is added to V so that flat regions, where V is only noise, give uninformative
-    descriptors (all near 1) instead of amplified noise."""
+    Gaussian (pixels). V is bounded below by ``relative_floor`` times its mean over the image, so that the
+    descriptor does not change when an image's contrast is scaled (a translation gains nothing by exaggerating
+    it), plus ``floor``, so that regions flat to within ~sqrt(floor) give uninformative descriptors (all near 1)."""
     x = _f32(images)
     kernel = _gaussian_kernel(sigma)
     pad = kernel.shape[0] // 2
@@ -109,11 +112,12 @@ def mind_descriptor(images, sigma: float = MIND_SIGMA_PX, floor: float = MIND_FL
         squared = tf.pad(tf.square(x - shifted), [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
         distances.append(tf.nn.conv2d(squared, kernel, strides=1, padding="VALID"))
     d = tf.concat(distances, axis=-1)
-    v = tf.reduce_mean(d, axis=-1, keepdims=True) + floor
+    v = tf.reduce_mean(d, axis=-1, keepdims=True)
+    v = tf.maximum(v, relative_floor * tf.reduce_mean(v, axis=[1, 2, 3], keepdims=True)) + floor
     mind = tf.exp(-d / v)
     return mind / tf.reduce_max(mind, axis=-1, keepdims=True)
 
 
-def structure_loss(source, translated, sigma: float = MIND_SIGMA_PX, floor: float = MIND_FLOOR) -> tf.Tensor:
+def structure_loss(source, translated) -> tf.Tensor:
     """mean |MIND(source) - MIND(translated)|: does the translation keep the source's local structure?"""
-    return l1(mind_descriptor(source, sigma, floor), mind_descriptor(translated, sigma, floor))
+    return l1(mind_descriptor(source), mind_descriptor(translated))

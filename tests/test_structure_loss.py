@@ -1,0 +1,82 @@
+"""The optional MIND structure-consistency loss (``--lambda_structure``; Heinrich et al. 2012, Yang et al. 2018):
+blind to contrast and its sign, not to where structure is; flat regions are uninformative, not NaN; off in both
+faithful models; in the trainer the value it claims, with gradients into both generators; old configs resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from scipy import ndimage
+
+from cycle_medgan_tf import losses
+from cycle_medgan_tf.config import current_layout, resolve_config
+from cycle_medgan_tf.training.cycle import CycleTrainer
+from cycle_medgan_tf.training.trainer import DataInfo
+
+INFO = DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
+                window_b=(-1.0, 1.0), pixel_spacing_mm=8.0, store_size=32, n_train_a=4, n_train_b=4)
+
+
+def _blobs(seed, size=32):
+    """(1, size, size, 1) smooth random structure in about [-1, 1]."""
+    noise = np.random.default_rng(seed).normal(size=(size, size))
+    image = ndimage.gaussian_filter(noise, 2.0)
+    return (image / np.abs(image).max())[None, :, :, None].astype(np.float32)
+
+
+def test_descriptor_ignores_contrast_and_its_sign():
+    x = _blobs(0)
+    mind = losses.mind_descriptor(x).numpy()
+    assert mind.shape == (1, 32, 32, 4) and np.isfinite(mind).all()
+    np.testing.assert_allclose(losses.mind_descriptor(0.3 - x).numpy(), mind, atol=1e-5)     # reversed, shifted
+    assert float(losses.structure_loss(x, 0.5 * x + 0.2)) < 0.01                               # half the contrast
+
+
+def test_loss_sees_where_structure_is():
+    x = _blobs(1)
+    same_place = float(losses.structure_loss(x, -x))
+    moved = float(losses.structure_loss(x, np.roll(x, 3, axis=2)))
+    other = float(losses.structure_loss(x, _blobs(2)))
+    flat = float(losses.structure_loss(x, np.zeros_like(x)))
+    noise = float(losses.structure_loss(x, np.random.default_rng(3).uniform(-1, 1, x.shape).astype(np.float32)))
+    assert same_place < 1e-5
+    assert min(moved, other, flat, noise) > 0.05, (moved, other, flat, noise)
+
+
+def test_flat_regions_are_uninformative():
+    flat = losses.mind_descriptor(tf.fill((2, 16, 16, 1), -1.0)).numpy()
+    np.testing.assert_allclose(flat, 1.0)
+    faint = np.full((1, 16, 16, 1), 0.2, np.float32) + np.random.default_rng(0).normal(0, 1e-4, (1, 16, 16, 1))
+    assert float(losses.structure_loss(faint.astype(np.float32), np.zeros((1, 16, 16, 1), np.float32))) < 0.02
+
+
+def test_both_faithful_models_have_no_structure_loss():
+    for model in ("cyclegan", "cycle_medgan"):
+        for profile in ("smoke", "quick", "paper"):
+            assert resolve_config(model, profile, {}).settings.lambda_structure == 0.0
+
+
+def test_structure_loss_compares_each_translation_with_its_input_and_trains_both_generators():
+    trainer = CycleTrainer(resolve_config("cyclegan", "smoke", dict(image_size=32, lambda_structure=5.0)), INFO)
+    a, b = tf.constant(_blobs(4)), tf.constant(_blobs(5))
+    with tf.GradientTape(persistent=True) as tape:
+        out, fake_a, fake_b = trainer.generator_losses(a, b)
+    want = losses.structure_loss(a, fake_b) + losses.structure_loss(b, fake_a)
+    np.testing.assert_allclose(out["structure"].numpy(), want.numpy(), rtol=1e-5)
+    without = out["g_adv_a2b"] + out["g_adv_b2a"] + 10.0 * out["cycle"]
+    np.testing.assert_allclose(out["g_total"].numpy(), (without + 5.0 * out["structure"]).numpy(), rtol=1e-5)
+    assert set(trainer.weighted_terms(out)) == {"adversarial", "cycle", "structure"}
+    for generator in (trainer.g_ab, trainer.g_ba):
+        grads = tape.gradient(out["structure"], generator.trainable_variables)
+        assert all(g is not None and np.any(g.numpy()) for g in grads), generator.name
+    del tape
+
+
+def test_a_config_written_before_the_setting_existed_is_the_same_configuration():
+    for model in ("cyclegan", "cycle_medgan"):
+        today = resolve_config(model, "smoke").to_dict()
+        before = {k: v for k, v in today.items() if k != "lambda_structure"}
+        assert current_layout(before) == today
+        assert current_layout(dict(before, lambda_structure=5.0)) != today
+    unit = resolve_config("unit", "smoke").to_dict()
+    assert "lambda_structure" not in unit and current_layout(unit) == unit
