@@ -83,12 +83,21 @@ def kl_loss(z) -> tf.Tensor:
 # structure-constrained CycleGAN").
 MIND_OFFSETS = ((0, 1), (1, 0), (0, -1), (-1, 0))
 MIND_SIGMA_PX = 1.0     # the patch: a Gaussian of 1 pixel
+MIND_SMOOTH_MM = 8.0    # both images are first smoothed by a Gaussian of this sigma (anatomy's scale, not noise's)
 MIND_RELATIVE_FLOOR = 1e-3   # V is at least this fraction of its image mean (as in MIND-SSC, Heinrich et al. 2013)
 MIND_FLOOR = 1e-6            # and at least this (model range squared): flat regions give uninformative descriptors
 
 
+def gaussian_smooth(images, sigma: float) -> tf.Tensor:
+    """(N, H, W, 1) float32 images smoothed by a Gaussian of ``sigma`` pixels (symmetric borders)."""
+    kernel = _gaussian_kernel(sigma)
+    pad = kernel.shape[0] // 2
+    return tf.nn.conv2d(tf.pad(_f32(images), [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC"), kernel,
+                        strides=1, padding="VALID")
+
+
 def _gaussian_kernel(sigma: float) -> tf.Tensor:
-    radius = max(1, int(round(2 * sigma)))
+    radius = max(1, int(round(3 * sigma)))
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
     g = tf.exp(-0.5 * tf.square(x / sigma))
     g = g / tf.reduce_sum(g)
@@ -102,22 +111,20 @@ def mind_descriptor(images, sigma: float = MIND_SIGMA_PX, relative_floor: float 
     descriptor does not change when an image's contrast is scaled (a translation gains nothing by exaggerating
     it), plus ``floor``, so that regions flat to within ~sqrt(floor) give uninformative descriptors (all near 1)."""
     x = _f32(images)
-    kernel = _gaussian_kernel(sigma)
-    pad = kernel.shape[0] // 2
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     h, w = tf.shape(x)[1], tf.shape(x)[2]
-    distances = []
-    for dy, dx in MIND_OFFSETS:
-        shifted = padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w, :]
-        squared = tf.pad(tf.square(x - shifted), [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
-        distances.append(tf.nn.conv2d(squared, kernel, strides=1, padding="VALID"))
-    d = tf.concat(distances, axis=-1)
+    shifted = [padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w, :] for dy, dx in MIND_OFFSETS]
+    d = tf.concat([gaussian_smooth(tf.square(x - s), sigma) for s in shifted], axis=-1)
     v = tf.reduce_mean(d, axis=-1, keepdims=True)
     v = tf.maximum(v, relative_floor * tf.reduce_mean(v, axis=[1, 2, 3], keepdims=True)) + floor
     mind = tf.exp(-d / v)
     return mind / tf.reduce_max(mind, axis=-1, keepdims=True)
 
 
-def structure_loss(source, translated) -> tf.Tensor:
-    """mean |MIND(source) - MIND(translated)|: does the translation keep the source's local structure?"""
+def structure_loss(source, translated, smooth_px: float = 0.0) -> tf.Tensor:
+    """mean |MIND(source) - MIND(translated)|, both first smoothed by a Gaussian of ``smooth_px`` pixels (0: not):
+    does the translation keep the source's local structure? The smoothing keeps the term to anatomy: on the pixel
+    scale a PET's descriptors are its noise, which a translation can only imitate, e.g. with a lattice of lines."""
+    if smooth_px > 0:
+        source, translated = gaussian_smooth(source, smooth_px), gaussian_smooth(translated, smooth_px)
     return l1(mind_descriptor(source), mind_descriptor(translated))

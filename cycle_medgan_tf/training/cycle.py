@@ -119,7 +119,8 @@ class CycleTrainer(TranslatorTrainer):
             out["identity"] = losses.l1(b, self.g_ab(b, training=True)) + losses.l1(a, self.g_ba(a, training=True))
             total += weights.lambda_identity * out["identity"]
         if weights.lambda_structure > 0:    # each translation keeps its input's local structure (MIND)
-            out["structure"] = losses.structure_loss(a, fake_b) + losses.structure_loss(b, fake_a)
+            smooth = losses.MIND_SMOOTH_MM / self.run_pixel_spacing_mm()
+            out["structure"] = losses.structure_loss(a, fake_b, smooth) + losses.structure_loss(b, fake_a, smooth)
             total += weights.lambda_structure * out["structure"]
         if self.use_features:
             cp_a, cs_a = self.feature_losses(a, rec_a)
