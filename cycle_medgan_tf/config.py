@@ -157,9 +157,9 @@ FLAG_HELP: dict[str, str] = {
     "disc_layers": "CycleGAN / Cycle-MedGAN: stride-2 stages of both PatchGAN discriminators; their receptive "
                    "field is 16, 34 or 70 pixels for 1, 2 or 3 (Isola et al. 2017). The faithful recipe: 3 (70x70).",
     "gradient_every": "CycleGAN / Cycle-MedGAN: every N steps (and the last), the norm of the generators' gradient "
-                      "of each weighted loss term (adversarial, cycle, identity, structure, cycle-perceptual, cycle-style) and "
-                      "of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and TensorBoard; "
-                      "training is unchanged. 0 = off.",
+                      "of each weighted loss term (adversarial, cycle, identity, structure, cycle-perceptual, "
+                      "cycle-style) and of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and "
+                      "TensorBoard; training is unchanged. 0 = off.",
     "curve_slices": "Learning curves: size of the fixed subset of the tuning store's validation rows (spread over "
                     "its subjects).",
 }

@@ -1,5 +1,6 @@
 """Loss functions for the CycleGAN family (LSGAN, cycle L1, Cycle-MedGAN's cycle-perceptual and cycle-style
-losses, the optional MIND structure-consistency loss) and UNIT (non-saturating GAN, L1, KL). All return float32 scalars averaged over the batch."""
+losses, the optional MIND structure-consistency loss) and UNIT (non-saturating GAN, L1, KL). All return float32
+scalars averaged over the batch."""
 
 from __future__ import annotations
 
