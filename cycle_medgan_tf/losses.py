@@ -109,8 +109,9 @@ def mind_descriptor(images, sigma: float = MIND_SIGMA_PX, relative_floor: float 
                     floor: float = MIND_FLOOR) -> tf.Tensor:
     """(N, H, W, 4) MIND descriptors of (N, H, W, 1) images in model range (float32). ``sigma``: the patch's
     Gaussian (pixels). V is bounded below by ``relative_floor`` times its mean over the image, so that the
-    descriptor does not change when an image's contrast is scaled (a translation gains nothing by exaggerating
-    it), plus ``floor``, so that regions flat to within ~sqrt(floor) give uninformative descriptors (all near 1)."""
+    descriptor does not change when the whole image's contrast is scaled (a fixed floor would hide faint tissue
+    contrast in a wide window), plus ``floor``, so that regions flat to within ~sqrt(floor) give uninformative
+    descriptors (all near 1)."""
     x = _f32(images)
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     h, w = tf.shape(x)[1], tf.shape(x)[2]
