@@ -46,6 +46,15 @@ def write_phantom_store(path, size: int = 64, n_train: int = 8, n_val: int = 4, 
         overwrite=True)
 
 
+def synthetic_info(pixel_spacing_mm: float = 8.0):
+    """The ``DataInfo`` of a store that is not there: 32x32 slices of one-unit windows, four per domain, for
+    building a trainer without data."""
+    from cycle_medgan_tf.training.trainer import DataInfo
+
+    return DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
+                    window_b=(-1.0, 1.0), pixel_spacing_mm=pixel_spacing_mm, store_size=32, n_train_a=4, n_train_b=4)
+
+
 @pytest.fixture(scope="session")
 def phantom_store(tmp_path_factory) -> str:
     return write_phantom_store(tmp_path_factory.mktemp("data") / "phantom.h5")

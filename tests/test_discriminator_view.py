@@ -14,10 +14,9 @@ from cycle_medgan_tf.models.layers import InstanceNormalization
 from cycle_medgan_tf.models.patchgan import build_patchgan_discriminator, receptive_field, stages
 from cycle_medgan_tf.models.registry import count_params
 from cycle_medgan_tf.training.cycle import CycleTrainer
-from cycle_medgan_tf.training.trainer import DataInfo
+from tests.conftest import synthetic_info
 
-INFO = DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
-                window_b=(-1.0, 1.0), pixel_spacing_mm=8.0, store_size=32, n_train_a=4, n_train_b=4)
+INFO = synthetic_info()
 
 
 def _without_norms(model):

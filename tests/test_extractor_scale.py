@@ -13,8 +13,8 @@ from cycle_medgan_tf.config import resolve_config
 from cycle_medgan_tf.models.bigan import build_bigan, image_path_weights
 from cycle_medgan_tf.models.pretrained import (ExtractorScale, ExtractorScaleError, load_extractor_weights,
                                                load_feature_extractor, save_extractor_weights, scale_for_run)
-from cycle_medgan_tf.training.trainer import DataInfo, run_training
-from tests.conftest import run_module, write_phantom_store
+from cycle_medgan_tf.training.trainer import run_training
+from tests.conftest import run_module, synthetic_info, write_phantom_store
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,7 @@ def test_both_feature_losses_reach_both_generators_through_the_resize():
     from cycle_medgan_tf.training.cycle import CycleTrainer
 
     # 32x32 at 2 mm (small and fast): the shipped 4 mm extractor sees the images down-sampled 2x
-    info = DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
-                    window_b=(-1.0, 1.0), pixel_spacing_mm=2.0, store_size=32, n_train_a=4, n_train_b=4)
+    info = synthetic_info(pixel_spacing_mm=2.0)
     trainer = CycleTrainer(resolve_config("cycle_medgan", "smoke", dict(image_size=32)), info)
     assert trainer.extractor.extractor_scale.downsample == 2
     assert trainer.manifest()["feature_extractor"]["downsample"] == 2

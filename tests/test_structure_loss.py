@@ -12,10 +12,9 @@ from scipy import ndimage
 from cycle_medgan_tf import losses
 from cycle_medgan_tf.config import resolve_config
 from cycle_medgan_tf.training.cycle import CycleTrainer
-from cycle_medgan_tf.training.trainer import DataInfo
+from tests.conftest import synthetic_info
 
-INFO = DataInfo(path="<synthetic>", task="t", domain_a="A", domain_b="B", window_a=(-1.0, 1.0),
-                window_b=(-1.0, 1.0), pixel_spacing_mm=8.0, store_size=32, n_train_a=4, n_train_b=4)
+INFO = synthetic_info()
 
 
 def _blobs(seed, size=32):
