@@ -18,6 +18,11 @@ from typing import Mapping
 
 
 PATCHGAN_LAYER_CHOICES = (1, 2, 3, 4, 5)      # depths models/patchgan.py builds (receptive field 16 to 286 px)
+# how the ResNet generator's decoder doubles the resolution (models/resnet_generator.py): "transpose" (3x3 stride-2
+# transposed convolution, the faithful recipe) or "resize" (nearest-neighbour x2, then a 3x3 convolution: the same
+# parameters without the transposed convolution's uneven overlap, whose period-2 checkerboard Odena, Dumoulin & Olah
+# 2016 describe, "Deconvolution and Checkerboard Artifacts", Distill)
+UPSAMPLE_CHOICES = ("transpose", "resize")
 
 
 def _non_negative(settings, names) -> list[str]:
@@ -45,12 +50,17 @@ class CycleSettings:
     # stride-2 stages of both PatchGANs (models/patchgan.py): 3 is the faithful 70x70 view; 2 and 1 judge 34x34
     # and 16x16 patches (an option for small images, where 70 pixels are the whole image)
     disc_layers: int = 3
+    # the generators' two up-sampling stages (UPSAMPLE_CHOICES): the faithful transposed convolutions, or resize-
+    # convolutions as an option
+    upsample: str = "transpose"
 
     def problems(self) -> list[str]:
         out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity", "lambda_structure"))
         if self.disc_layers not in PATCHGAN_LAYER_CHOICES:
             choices = ", ".join(map(str, PATCHGAN_LAYER_CHOICES))
             out.append(f"disc_layers must be one of {choices}, got {self.disc_layers}")
+        if self.upsample not in UPSAMPLE_CHOICES:
+            out.append(f"upsample must be one of {', '.join(UPSAMPLE_CHOICES)}, got {self.upsample!r}")
         for name in ("perceptual_layer_weights", "style_layer_weights"):
             weights = getattr(self, name)
             if not (len(weights) > 0 and all(w >= 0 for w in weights)):

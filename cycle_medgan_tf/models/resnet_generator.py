@@ -1,8 +1,10 @@
-"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer."""
+"""ResNet-9 generator of xhujoy/CycleGAN-tensorflow, layer for layer (its two up-sampling stages optionally as
+resize-convolutions)."""
 
 import keras
 from keras import layers
 
+from cycle_medgan_tf.catalogue import UPSAMPLE_CHOICES
 from cycle_medgan_tf.models.layers import (
     InstanceNormalization,
     ReflectionPad2D,
@@ -21,12 +23,21 @@ def _conv_in_relu(x, filters, kernel_size, strides, padding, name, transpose=Fal
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_resnet_generator(image_size=None, channels=1, name="generator"):
-    """The 9-block ResNet generator (11,370,880 parameters for 1 channel).
+def _upsample_in_relu(x, filters, upsample, name):
+    if upsample == "transpose":
+        return _conv_in_relu(x, filters, 3, 2, "same", name, transpose=True)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    return _conv_in_relu(x, filters, 3, 1, "same", name)
+
+
+def build_resnet_generator(image_size=None, channels=1, name="generator", upsample="transpose"):
+    """The 9-block ResNet generator (11,370,880 parameters for 1 channel, either ``upsample``).
 
     Works for any input whose height and width are multiples of 4; with
     ``image_size=None`` one model accepts every such size. Output: tanh, float32.
     """
+    if upsample not in UPSAMPLE_CHOICES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_CHOICES)}, got {upsample!r}")
     f = BASE_FILTERS
     inputs = image_input(image_size, channels)
     x = ReflectionPad2D(3, name="e1_pad")(inputs)
@@ -35,8 +46,8 @@ def build_resnet_generator(image_size=None, channels=1, name="generator"):
     x = _conv_in_relu(x, 4 * f, 3, 2, "same", "e3")
     for i in range(NUM_RESIDUAL_BLOCKS):
         x = cyclegan_residual_block(x, 4 * f, name=f"r{i + 1}")
-    x = _conv_in_relu(x, 2 * f, 3, 2, "same", "d1", transpose=True)
-    x = _conv_in_relu(x, f, 3, 2, "same", "d2", transpose=True)
+    x = _upsample_in_relu(x, 2 * f, upsample, "d1")
+    x = _upsample_in_relu(x, f, upsample, "d2")
     x = ReflectionPad2D(3, name="out_pad")(x)
     x = conv2d(channels, 7, 1, "valid", name="out_conv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)

@@ -22,7 +22,7 @@ from cycle_medgan_tf.study.stores import RunStores, run_stores
 CONFIG_ESSENTIALS = ("model", "profile", "image_size", "batch_size", "steps", "seed", "lr", "beta1", "beta2",
                      "lr_schedule", "decay_start", "precision", "lambda_cycle", "lambda_cp", "lambda_cs",
                      "lambda_identity", "lambda_structure", "perceptual_layer_weights", "style_layer_weights",
-                     "pool_size", "extractor",
+                     "pool_size", "extractor", "disc_layers", "upsample",
                      "unit_gan_weight", "unit_recon_weight", "unit_cycle_weight", "unit_kl_weight",
                      "unit_kl_cycle_weight", "curve_every", "curve_slices", "gradient_every")
 NOT_LOSSES = ("step", "time_s", "sec_per_step", "lr", "skipped_steps")

@@ -27,13 +27,13 @@ from cycle_medgan_tf.training.trainer import TranslatorTrainer
 EXTRACTOR_PART = "feature_extractor (frozen)"
 
 
-def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS) -> dict:
-    """generator_a2b, generator_b2a (ResNet-9) and discriminator_a, discriminator_b (PatchGAN, 70x70 unless
-    ``disc_layers`` says otherwise): the networks of CycleGAN and Cycle-MedGAN (whose frozen extractor belongs to
-    its losses: :func:`frozen_parts`)."""
+def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS, upsample="transpose") -> dict:
+    """generator_a2b, generator_b2a (ResNet-9, transposed-convolution decoder unless ``upsample`` says otherwise)
+    and discriminator_a, discriminator_b (PatchGAN, 70x70 unless ``disc_layers`` says otherwise): the networks of
+    CycleGAN and Cycle-MedGAN (whose frozen extractor belongs to its losses: :func:`frozen_parts`)."""
     return {
-        "generator_a2b": build_resnet_generator(image_size, channels, name="generator_a2b"),
-        "generator_b2a": build_resnet_generator(image_size, channels, name="generator_b2a"),
+        **{name: build_resnet_generator(image_size, channels, name=name, upsample=upsample)
+           for name in ("generator_a2b", "generator_b2a")},
         **{name: build_patchgan_discriminator(image_size, channels, name=name, n_layers=disc_layers)
            for name in ("discriminator_a", "discriminator_b")},
     }
@@ -75,7 +75,7 @@ class CycleTrainer(TranslatorTrainer):
             # fed at its native scale: the run's images are area-down-sampled in the graph when they are finer
             extractor = prepare_feature_extractor(settings.extractor or None, self.run_pixel_spacing_mm(),
                                                   cfg.image_size)
-        nets = build_cycle_networks(cfg.image_size, cfg.channels, settings.disc_layers)
+        nets = build_cycle_networks(cfg.image_size, cfg.channels, settings.disc_layers, settings.upsample)
         self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
         self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
         self.generator_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
