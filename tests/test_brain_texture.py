@@ -52,6 +52,26 @@ def test_interior_and_structure_tell_the_skulls_edge_and_another_brain_from_the_
     assert abs(texture(other_subject, target, mask)["structure_corr"]) < 0.3
 
 
+def test_lattice_share_rejects_a_pixel_lattice_and_passes_texture_and_noise():
+    """A checkerboard or stripes of period 2 of 3 HU, even with its phase flipping every 8 pixels, raises the
+    lattice share far above the brain's own; noise of 5 HU and another subject's brain do not."""
+    from cycle_medgan_tf.bench.brain_texture import interior_mask, lattice_share
+
+    target = head_ct(8, seed=3)
+    inner = interior_mask(brain_mask(target, "CT", (-1000.0, 2000.0)))
+
+    def share(images):
+        return np.mean([lattice_share(p, m) for p, m in zip(images, inner) if m.sum() >= 20])
+
+    y, x = np.indices(target.shape[1:])
+    flips = np.where((y // 8 + x // 8) % 2, -1.0, 1.0)
+    truth = share(target)
+    assert share(target + 3.0 * np.where((x + y) % 2, -1.0, 1.0) * flips) > 1.8 * truth
+    assert share(target + 3.0 * np.where(x % 2, -1.0, 1.0)) > 4 * truth
+    noise = np.random.default_rng(0).normal(0, 5, target.shape)
+    assert share(target + noise) < 1.3 * truth and share(head_ct(8, seed=4)) < 1.3 * truth
+
+
 def test_cli_prints_one_line_per_run(tmp_path):
     from cycle_medgan_tf.export import export_translators
 

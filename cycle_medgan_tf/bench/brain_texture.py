@@ -16,6 +16,13 @@ store, one JSON line:
   convolution, Gaussian of ``STRUCTURE_SIGMA_PX``, so neither bone nor the skull's edge bleeds in) and correlated
   over it, and the correlations averaged over slices. An input-blind guess (another subject's brain) or a flat
   brain scores about 0, the target blurred close to 1;
+- ``lattice_share``: how much of the interior's fine detail is a pixel lattice (the checkerboard or stripes of
+  period 2 that a stride-2 transposed convolution leaves; Odena et al. 2016, Distill)? The detail (image minus its
+  1 px Gaussian blur) is demodulated by each of the three period-2 patterns ((-1)^(x+y), (-1)^x, (-1)^y) and
+  smoothed by ``LATTICE_SIGMA_PX`` inside the interior, which keeps a lattice whose phase holds over a few pixels
+  and averages texture and noise away; the share is that lattice energy over the detail's energy, per slice,
+  averaged. A pure lattice gives 1; on the tuning store's 96 validation slices the real CT scores 0.06, the real CT
+  with 5 HU of noise 0.08, the look-up 0.05, the faithful CycleGAN's checkerboard 0.12;
 - ``cycle_*``: the mean |F(G(x)) - x| in model range over the head, with G(x) as it is and with Gaussian noise of
   std ``--noise`` (model range) added to G(x) before F, and their ratio. CycleGAN can satisfy its cycle loss by
   hiding its input in a low-amplitude signal in G(x) (Chu et al. 2017, "CycleGAN, a master of steganography");
@@ -48,6 +55,7 @@ BRAIN_HU = (0.0, 80.0)
 MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
 INTERIOR_PX = 2                # the interior: the brain mask eroded by this many more pixels
 STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the interior before the structure correlation
+LATTICE_SIGMA_PX = 2.0         # how far a lattice's phase must hold to count (lattice_share)
 
 
 def define_flags() -> None:
@@ -123,7 +131,7 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
 
 
 def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
-    """The ``interior_*`` and ``structure_corr`` figures (module docstring); means over the slices with at least
+    """The ``interior_*``, ``structure_corr`` and ``lattice_share`` figures (module docstring); means over the slices with at least
     20 interior pixels."""
     inner = interior_mask(mask)
     keep = brain_slices(inner)
@@ -140,7 +148,19 @@ def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.
                 interior_std_hu_target=float(np.mean([target_hu[k][inner[k]].std() for k in keep])),
                 interior_mae_hu=float(np.mean([np.abs(prediction_hu[k] - target_hu[k])[inner[k]].mean()
                                                for k in keep])),
-                structure_corr=float(np.mean([smoothed_corr(k) for k in keep])))
+                structure_corr=float(np.mean([smoothed_corr(k) for k in keep])),
+                lattice_share=float(np.mean([lattice_share(prediction_hu[k], inner[k]) for k in keep])))
+
+
+def lattice_share(image: np.ndarray, mask: np.ndarray, sigma: float = LATTICE_SIGMA_PX) -> float:
+    """Share of ``image``'s (H, W) fine detail inside ``mask`` that is a period-2 lattice (module docstring)."""
+    image = image.astype(np.float64)
+    detail = image - ndimage.gaussian_filter(image, 1.0)
+    y, x = np.indices(image.shape)
+    patterns = (np.where((x + y) % 2, -1.0, 1.0), np.where(x % 2, -1.0, 1.0), np.where(y % 2, -1.0, 1.0))
+    lattice = sum(smooth_inside(detail * pattern, mask, sigma) ** 2 for pattern in patterns)
+    energy = (detail[mask] ** 2).sum()
+    return float(lattice[mask].sum() / energy) if energy > 1e-12 else 0.0
 
 
 def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray,
