@@ -131,8 +131,8 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
 
 
 def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
-    """The ``interior_*``, ``structure_corr`` and ``lattice_share`` figures (module docstring); means over the slices with at least
-    20 interior pixels."""
+    """The ``interior_*``, ``structure_corr`` and ``lattice_share`` figures (module docstring); means over the
+    slices with at least 20 interior pixels."""
     inner = interior_mask(mask)
     keep = brain_slices(inner)
     if not keep:
