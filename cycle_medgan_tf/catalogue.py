@@ -19,10 +19,10 @@ from typing import Mapping
 
 PATCHGAN_LAYER_CHOICES = (1, 2, 3, 4, 5)      # depths models/patchgan.py builds (receptive field 16 to 286 px)
 # how the ResNet generator's decoder doubles the resolution (models/resnet_generator.py): "transpose" (3x3 stride-2
-# transposed convolution, the faithful recipe) or "resize" (nearest-neighbour x2, then a 3x3 convolution: the same
-# parameters without the transposed convolution's uneven overlap, whose period-2 checkerboard Odena, Dumoulin & Olah
-# 2016 describe, "Deconvolution and Checkerboard Artifacts", Distill)
-UPSAMPLE_CHOICES = ("transpose", "resize")
+# transposed convolution, the faithful recipe), or a resize-convolution, "nearest" or "bilinear" x2 then a 3x3
+# convolution: the same parameters without the transposed convolution's uneven overlap, whose period-2 checkerboard
+# Odena, Dumoulin & Olah 2016 describe ("Deconvolution and Checkerboard Artifacts", Distill)
+UPSAMPLE_CHOICES = ("transpose", "nearest", "bilinear")
 
 
 def _non_negative(settings, names) -> list[str]:

@@ -157,8 +157,8 @@ FLAG_HELP: dict[str, str] = {
     "disc_layers": "CycleGAN / Cycle-MedGAN: stride-2 stages of both PatchGAN discriminators; their receptive "
                    "field is 16, 34 or 70 pixels for 1, 2 or 3 (Isola et al. 2017). The faithful recipe: 3 (70x70).",
     "upsample": "CycleGAN / Cycle-MedGAN: the generators' two up-sampling stages: transpose (3x3 stride-2 transposed "
-                "convolutions, the faithful recipe) or resize (nearest-neighbour x2, then a 3x3 convolution; same "
-                "parameter count, no checkerboard by construction: Odena et al. 2016).",
+                "convolutions, the faithful recipe), nearest or bilinear (resize-convolutions: that x2 up-sampling, "
+                "then a 3x3 convolution; same parameter count, no uneven overlap: Odena et al. 2016).",
     "gradient_every": "CycleGAN / Cycle-MedGAN: every N steps (and the last), the norm of the generators' gradient "
                       "of each weighted loss term (adversarial, cycle, identity, structure, cycle-perceptual, "
                       "cycle-style) and of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and "

@@ -161,7 +161,7 @@ def test_a_run_directory_with_an_old_config_json_is_accepted_for_resuming(tmp_pa
 
 
 @pytest.mark.parametrize("setting, other_value", [("lambda_identity", 5.0), ("disc_layers", 2),
-                                                  ("lambda_structure", 5.0), ("upsample", "resize")])
+                                                  ("lambda_structure", 5.0), ("upsample", "bilinear")])
 def test_a_config_written_before_a_setting_existed_is_the_same_configuration(setting, other_value):
     """A cycle-family record without a setting added later reads as today's default (so old run directories
     resume: tests/test_training.py); with another value it is another configuration; UNIT never has it."""

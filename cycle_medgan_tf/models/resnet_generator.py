@@ -26,7 +26,7 @@ def _conv_in_relu(x, filters, kernel_size, strides, padding, name, transpose=Fal
 def _upsample_in_relu(x, filters, upsample, name):
     if upsample == "transpose":
         return _conv_in_relu(x, filters, 3, 2, "same", name, transpose=True)
-    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    x = layers.UpSampling2D(2, interpolation=upsample, name=f"{name}_resize")(x)
     return _conv_in_relu(x, filters, 3, 1, "same", name)
 
 
