@@ -24,6 +24,7 @@ def _conv_in_relu(x, filters, kernel_size, strides, padding, name, transpose=Fal
 
 
 def _upsample_in_relu(x, filters, upsample, name):
+    """One decoder stage at twice the resolution: transposed convolution, or x2 resize then convolution; IN, ReLU."""
     if upsample == "transpose":
         return _conv_in_relu(x, filters, 3, 2, "same", name, transpose=True)
     x = layers.UpSampling2D(2, interpolation=upsample, name=f"{name}_resize")(x)
@@ -31,7 +32,7 @@ def _upsample_in_relu(x, filters, upsample, name):
 
 
 def build_resnet_generator(image_size=None, channels=1, name="generator", upsample="transpose"):
-    """The 9-block ResNet generator (11,370,880 parameters for 1 channel, either ``upsample``).
+    """The 9-block ResNet generator (11,370,880 parameters for 1 channel, whatever ``upsample``).
 
     Works for any input whose height and width are multiples of 4; with
     ``image_size=None`` one model accepts every such size. Output: tanh, float32.
