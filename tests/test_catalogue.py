@@ -163,12 +163,15 @@ def test_a_run_directory_with_an_old_config_json_is_accepted_for_resuming(tmp_pa
 @pytest.mark.parametrize("setting, other_value", [("lambda_identity", 5.0), ("disc_layers", 2),
                                                   ("lambda_structure", 5.0), ("upsample", "bilinear")])
 def test_a_config_written_before_a_setting_existed_is_the_same_configuration(setting, other_value):
-    """A cycle-family record without a setting added later reads as today's default (so old run directories
-    resume: tests/test_training.py); with another value it is another configuration; UNIT never has it."""
+    """A setting added later is off (its faithful value) in every profile of both cycle models; a cycle-family
+    record without it reads as today's default (so old run directories resume: tests/test_training.py); with
+    another value it is another configuration; UNIT never has it."""
     from cycle_medgan_tf.config import ADDED_SETTINGS
 
     assert setting in ADDED_SETTINGS
     for model in ("cyclegan", "cycle_medgan"):
+        for profile in ("smoke", "quick", "paper"):
+            assert getattr(resolve_config(model, profile, {}).settings, setting) == ADDED_SETTINGS[setting]
         today = resolve_config(model, "smoke").to_dict()
         assert today[setting] == ADDED_SETTINGS[setting]
         before = {k: v for k, v in today.items() if k != setting}

@@ -60,9 +60,6 @@ def test_default_depth_is_the_faithful_70x70_patchgan():
 
 
 def test_trainer_builds_the_depth_the_setting_asks():
-    for model in ("cyclegan", "cycle_medgan"):
-        for profile in ("smoke", "quick", "paper"):
-            assert resolve_config(model, profile, {}).settings.disc_layers == 3
     trainer = CycleTrainer(resolve_config("cyclegan", "smoke", dict(image_size=32, disc_layers=1)), INFO)
     x = tf.zeros((1, 32, 32, 1))
     assert trainer.d_a(x).shape == (1, 16, 16, 1) and trainer.d_b(x).shape == (1, 16, 16, 1)

@@ -1,5 +1,5 @@
-"""The optional identity-mapping loss of the cycle trainer (``--lambda_identity``; Zhu et al. 2017): off in both
-faithful models, the value it claims when on, gradients into both generators (old records: tests/test_catalogue.py)."""
+"""The optional identity-mapping loss of the cycle trainer (``--lambda_identity``; Zhu et al. 2017): the value it
+claims when on, gradients into both generators (off in both faithful models, old records: tests/test_catalogue.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,6 @@ from cycle_medgan_tf.training.cycle import CycleTrainer
 from tests.conftest import synthetic_info
 
 INFO = synthetic_info()
-
-
-def test_both_faithful_models_have_no_identity_loss():
-    for model in ("cyclegan", "cycle_medgan"):      # (no "identity" loss is logged then: tests/test_training.py)
-        for profile in ("smoke", "quick", "paper"):
-            assert resolve_config(model, profile, {}).settings.lambda_identity == 0.0
 
 
 def test_identity_loss_is_each_generator_on_its_own_domain_and_trains_both():
