@@ -151,14 +151,19 @@ def read_validation(data: str, runs, direction: str, max_slices, lookup: bool) -
         raise EvaluationError(f"cannot read {data}: {exc}") from exc
 
 
-def _row_metrics(val: ValidationData, prediction: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Table I's four metrics (model range of the linear window, whatever the transfer) and the tissue-aware ones
-    (physical units) of one row."""
-    values = compute_metrics(linear_model_range(val.target, val.target_window),
-                             linear_model_range(prediction, val.target_window), batch_size=batch_size)
-    values.update(tissue_metrics(from_model_range(val.target, val.target_window),
-                                 from_model_range(prediction, val.target_window), val.dest, val.target_window))
+def row_metrics(target: np.ndarray, prediction: np.ndarray, domain: str, window,
+                batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Per-slice Table I metrics (model range of the linear window, whatever the transfer) and tissue-aware ones
+    (physical units) of (N, H, W) predictions against their targets, both in the store's model range."""
+    values = compute_metrics(linear_model_range(target, window), linear_model_range(prediction, window),
+                             batch_size=batch_size)
+    values.update(tissue_metrics(from_model_range(target, window), from_model_range(prediction, window), domain,
+                                 window))
     return values
+
+
+def _row_metrics(val: ValidationData, prediction: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    return row_metrics(val.target, prediction, val.dest, val.target_window, batch_size)
 
 
 def _reference_predictions(val: ValidationData, identity: bool, lookup: bool, degrade) -> dict[str, np.ndarray]:

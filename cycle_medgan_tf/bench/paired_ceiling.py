@@ -1,7 +1,7 @@
 """What can the translators' generator learn in a budget when it is given pairs? A supervised ceiling.
 
     python -m cycle_medgan_tf.bench.paired_ceiling --pairs=STORE --data=STORE [--steps=600,2400] [--seed=0]
-        [--precision=auto]
+        [--precision=auto] [--figure=PNG [--overwrite]]
 
 The ResNet-9 generator of CycleGAN and Cycle-MedGAN (``models/resnet_generator.py``) is trained alone, with an L1
 loss, on the paired validation rows of ``--pairs`` (a store of the same task, other subjects than ``--data``'s),
@@ -12,7 +12,9 @@ trained translator. CT targets: ``bench.brain_texture.texture`` (brain spread, i
 head's MAE in HU, bone Dice and brain PSNR (``evaluation.tissue``), after a line for the look-up row (the input-
 blind case every figure must reject). Other targets (motion correction): Table I's SSIM and PSNR of the ceiling and
 of Identity (the input copied) and their subject-level difference with its 95% bootstrap interval
-(``evaluation.stats``). One JSON line per budget.
+(``evaluation.stats``). One JSON line per budget. ``--figure``: Fig. 3 of the scored slices (``evaluation.figure``;
+CT with its brain-window row), one column per budget and, for CT, the look-up's, so a reader can see what the
+network draws given pairs.
 
 Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue, or beats Identity, at a
 budget where they do not, neither the budget nor the network is what stops them; if it does not either, nothing
@@ -22,6 +24,7 @@ trained for that many steps will. A diagnostic for issue 14's question, not a mo
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -40,6 +43,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Initialisation and augmentation seed.", lower_bound=0)
     flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
                       "Keras dtype policy; auto measures as training does (training/precision.py).")
+    flags.DEFINE_string("figure", None, "PNG path: Fig. 3 of the scored slices, one column per budget.")
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --figure.")
 
 
 def paired_batches(a: np.ndarray, b: np.ndarray, image_size: int, seed: int):
@@ -122,6 +127,8 @@ def main(argv):
         fail(f"--steps must be whole numbers, got {','.join(FLAGS.steps)}")
     if not budgets or budgets[0] < 1:
         fail("--steps must be positive")
+    if FLAGS.figure and os.path.exists(FLAGS.figure) and not FLAGS.overwrite:
+        fail(f"--figure {FLAGS.figure} exists; pass --overwrite to replace it")
     try:
         with open_store(FLAGS.pairs) as pairs, open_store(FLAGS.data) as data:
             if pairs.task != data.task:
@@ -139,6 +146,7 @@ def main(argv):
             inputs = to_model_range(data.val_images("A")[()], data.window_a)
             target = data.val_images("B")[()]
             window_b, ct = data.window_b, data.domain_b == "CT"
+            domains, window_a = (data.domain_a, data.domain_b), data.window_a
             subjects = [str(s) for s in data.val_subjects()]
             lookup_training = data.train_images("B")[()]
     except (StoreError, OSError) as exc:
@@ -153,9 +161,11 @@ def main(argv):
     if precision == "auto":
         precision, rule = choose_precision(time_probe(), gpu=bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_global_policy(precision)
+    columns = {}
     if ct:
         lookup = lookup_prediction_in_units(target, lookup_training, window_b)
         print(json.dumps(dict(run="lookup", **score(lookup, target, window_b))))
+        columns["Look-up"] = to_model_range(lookup, window_b)
     for steps in budgets:
         start = time.perf_counter()
         generator = train_ceiling(train_a, train_b, steps, FLAGS.seed)
@@ -165,6 +175,26 @@ def main(argv):
         print(json.dumps(dict(run="paired_l1", steps=steps, seed=FLAGS.seed, pairs=len(train_a),
                               precision=precision, precision_rule=rule,
                               train_s=round(time.perf_counter() - start, 1), **figures)), flush=True)
+        columns[f"paired L1 ({steps} steps)"] = fake
+    if FLAGS.figure:
+        write_figure(FLAGS.figure, inputs, to_model_range(target, window_b), columns, subjects, domains,
+                     (window_a, window_b))
+
+
+def write_figure(path: str, inputs: np.ndarray, target: np.ndarray, columns: dict, subjects, domains,
+                 windows) -> None:
+    """Fig. 3 of the scored slices (model range): Input | each column | Target, per-slice metrics under each."""
+    from cycle_medgan_tf.evaluate import row_metrics
+    from cycle_medgan_tf.evaluation.figure import render_fig3
+
+    per_slice = {name: row_metrics(target, images, domains[1], windows[1]) for name, images in columns.items()}
+    last = next(reversed(columns))            # the rows are the median-SSIM slices of the largest budget
+    per_slice = {last: per_slice.pop(last), **per_slice}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    render_fig3(path, inputs=inputs, target=target, predictions=columns, per_slice=per_slice, subjects=subjects,
+                source_domain=domains[0], target_domain=domains[1], source_window=windows[0],
+                target_window=windows[1], title=f"paired L1 ceiling: {domains[0]} -> {domains[1]} (validation, "
+                f"{len(subjects)} slices)")
 
 
 if __name__ == "__main__":
