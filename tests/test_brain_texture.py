@@ -72,6 +72,29 @@ def test_lattice_share_rejects_a_pixel_lattice_and_passes_texture_and_noise():
     assert share(target + noise) < 1.3 * truth and share(head_ct(8, seed=4)) < 1.3 * truth
 
 
+def test_tissue_contrasts_pass_the_blurred_truth_and_reject_flat_reversed_and_another_brain():
+    """Ventricles darker than white matter and grey matter brighter, by the target's margin: 1 for the target, most
+    of it for the target blurred, 0 for a flat brain, negative for the pattern reversed, little for another
+    subject's brain."""
+    from cycle_medgan_tf.bench.brain_texture import interior_mask, tissue_contrasts
+
+    target = head_ct(8, seed=3)
+    mask = brain_mask(target, "CT", (-1000.0, 2000.0))
+    inner = interior_mask(mask)
+
+    def contrasts(prediction):
+        return tissue_contrasts(prediction, target, inner)
+
+    assert contrasts(target) == {"ventricle_contrast": 1.0, "grey_white_contrast": 1.0}
+    blurred = contrasts(np.stack([ndimage.gaussian_filter(s, 1.0) for s in target]))
+    assert all(0.6 < v < 1.0 for v in blurred.values()), blurred
+    assert all(v == 0.0 for v in contrasts(np.full_like(target, 30.0)).values())
+    assert all(v < -0.9 for v in contrasts(60.0 - target).values())
+    other = head_ct(8, seed=4)                 # its brain, in this head (its skull would add noise, not contrast)
+    another_brain = contrasts(np.where(mask & brain_mask(other, "CT", (-1000.0, 2000.0)), other, 30.0))
+    assert all(abs(v) < 0.3 for v in another_brain.values()), another_brain
+
+
 def test_cli_prints_one_line_per_run(tmp_path):
     from cycle_medgan_tf.export import export_translators
 

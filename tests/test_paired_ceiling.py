@@ -1,5 +1,5 @@
-"""The supervised ceiling trains the cycle models' generator on pairs and scores it like a run; it refuses to be
-scored on the subjects it trained on."""
+"""The supervised ceiling trains the cycle models' generator on pairs and scores it like a run (and draws it, without
+replacing a figure it was not told to); it refuses to be scored on the subjects it trained on."""
 
 from __future__ import annotations
 
@@ -33,12 +33,18 @@ def _run(*args):
 def test_ceiling_trains_on_pairs_and_scores_against_the_look_up(tmp_path):
     data = write_small_store(tmp_path / "data.h5")
     pairs = _pairs_store(tmp_path / "pairs.h5", "p")
-    result = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", "--precision=float32")
+    figure = tmp_path / "fig" / "ceiling.png"
+    result = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", "--precision=float32", f"--figure={figure}")
     assert result.returncode == 0, result.stderr[-2000:]
     lookup, ceiling = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert lookup["run"] == "lookup" and ceiling["run"] == "paired_l1" and ceiling["steps"] == 3
     assert ceiling["pairs"] == 12 and ceiling["precision"] == "float32"
     assert np.isfinite(ceiling["structure_corr"]) and ceiling["interior_mae_hu"] > 0
+    written = figure.read_bytes()
+    assert written.startswith(b"\x89PNG")
+    again = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", f"--figure={figure}")
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    assert figure.read_bytes() == written
 
 
 def test_ceiling_refuses_pairs_of_the_scored_subjects(tmp_path):

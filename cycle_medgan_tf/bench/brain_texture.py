@@ -23,6 +23,14 @@ store, one JSON line:
   and averages texture and noise away; the share is that lattice energy over the detail's energy, per slice,
   averaged. A pure lattice gives 1; on the tuning store's 96 validation slices the real CT scores 0.06, the real CT
   with 5 HU of noise 0.08, the look-up 0.05, the faithful CycleGAN's checkerboard 0.12;
+- ``ventricle_contrast``, ``grey_white_contrast``: are the ventricles darker than the white matter, and the grey
+  matter brighter, by as much as in the target? Interior pixels are classed by the target smoothed inside the
+  interior (as for ``structure_corr``) at ``TISSUE_SPLITS_HU``, the midpoints between the phantom's CSF, white and
+  grey matter values (``data/synth/ct.py``); per slice, the prediction's mean HU (clipped to the brain window, so a
+  stray bone pixel counts as 80 HU, not 1,000) of the brighter class minus that of the darker, summed over slices
+  with weights min(class sizes), as a share of the same for the target. The target scores 1, a flat brain about 0,
+  the pattern drawn in reverse below 0; on the tuning store's 96 validation slices the look-up (another subject's
+  brain, chosen alike) scores 0.32 and 0.56: cortex lies at the brain's rim in every head;
 - ``cycle_*``: the mean |F(G(x)) - x| in model range over the head, with G(x) as it is and with Gaussian noise of
   std ``--noise`` (model range) added to G(x) before F, and their ratio. CycleGAN can satisfy its cycle loss by
   hiding its input in a low-amplitude signal in G(x) (Chu et al. 2017, "CycleGAN, a master of steganography");
@@ -56,6 +64,8 @@ MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
 INTERIOR_PX = 2                # the interior: the brain mask eroded by this many more pixels
 STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the interior before the structure correlation
 LATTICE_SIGMA_PX = 2.0         # how far a lattice's phase must hold to count (lattice_share)
+TISSUE_SPLITS_HU = (17.0, 33.0)  # CSF 2-12 | white matter 22-30 | grey matter 36-44 HU (data/synth/ct.py)
+MIN_CLASS_PIXELS = 3           # a slice counts towards a contrast when both its classes have this many pixels
 
 
 def define_flags() -> None:
@@ -149,7 +159,24 @@ def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.
                 interior_mae_hu=float(np.mean([np.abs(prediction_hu[k] - target_hu[k])[inner[k]].mean()
                                                for k in keep])),
                 structure_corr=float(np.mean([smoothed_corr(k) for k in keep])),
-                lattice_share=float(np.mean([lattice_share(prediction_hu[k], inner[k]) for k in keep])))
+                lattice_share=float(np.mean([lattice_share(prediction_hu[k], inner[k]) for k in keep])),
+                **tissue_contrasts(prediction_hu[keep], target_hu[keep], inner[keep]))
+
+
+def tissue_contrasts(prediction_hu: np.ndarray, target_hu: np.ndarray, inner: np.ndarray) -> dict:
+    """``ventricle_contrast`` (white matter - CSF) and ``grey_white_contrast`` (grey - white matter) of (N, H, W)
+    predictions as shares of the target's (module docstring); NaN when no slice has both classes."""
+    low, high = TISSUE_SPLITS_HU
+    sums = {"ventricle_contrast": [0.0, 0.0], "grey_white_contrast": [0.0, 0.0]}
+    for p, t, m in zip(np.clip(prediction_hu, *BRAIN_HU), target_hu, inner):
+        smooth = smooth_inside(t, m)
+        csf, wm, gm = m & (smooth < low), m & (smooth >= low) & (smooth < high), m & (smooth >= high)
+        for name, dark, bright in (("ventricle_contrast", csf, wm), ("grey_white_contrast", wm, gm)):
+            weight = min(dark.sum(), bright.sum())
+            if weight >= MIN_CLASS_PIXELS:
+                sums[name][0] += weight * (p[bright].mean() - p[dark].mean())
+                sums[name][1] += weight * (t[bright].mean() - t[dark].mean())
+    return {name: float(pred / target) if target > 0 else float("nan") for name, (pred, target) in sums.items()}
 
 
 def lattice_share(image: np.ndarray, mask: np.ndarray, sigma: float = LATTICE_SIGMA_PX) -> float:
