@@ -12,7 +12,8 @@ import numpy as np
 
 from cycle_medgan_tf.data.store import write_store
 from tests.conftest import REPO
-from tests.test_evaluate import TASK, WINDOW_A, WINDOW_B, head_ct, pet_from_ct, write_small_store
+from tests.test_evaluate import (TASK, WINDOW_A, WINDOW_B, head_ct, manifest, pet_from_ct, tiny_translator,
+                                 write_small_store)
 
 
 def _pairs_store(path, prefix: str) -> str:
@@ -33,8 +34,13 @@ def _run(*args):
 def test_ceiling_trains_on_pairs_and_scores_against_the_look_up(tmp_path):
     data = write_small_store(tmp_path / "data.h5")
     pairs = _pairs_store(tmp_path / "pairs.h5", "p")
+    from cycle_medgan_tf.export import export_translators
+
+    run = str(tmp_path / "run")
+    export_translators(run, {"a2b": tiny_translator(-1.2, 0), "b2a": tiny_translator(1.2, 0)}, manifest("cyclegan"))
     figure = tmp_path / "fig" / "ceiling.png"
-    result = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", "--precision=float32", f"--figure={figure}")
+    result = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", "--precision=float32", f"--figure={figure}",
+                  f"--runs=cyclegan={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     lookup, ceiling = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert lookup["run"] == "lookup" and ceiling["run"] == "paired_l1" and ceiling["steps"] == 3
@@ -45,6 +51,10 @@ def test_ceiling_trains_on_pairs_and_scores_against_the_look_up(tmp_path):
     again = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", f"--figure={figure}")
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     assert figure.read_bytes() == written
+    missing = _run(f"--pairs={pairs}", f"--data={data}", "--steps=3", f"--figure={tmp_path / 'new.png'}",
+                   f"--runs=cyclegan={tmp_path / 'missing'}")          # refused before any training
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in missing.stderr and not (tmp_path / "new.png").exists()
 
 
 def test_ceiling_refuses_pairs_of_the_scored_subjects(tmp_path):

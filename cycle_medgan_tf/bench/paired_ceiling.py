@@ -1,7 +1,7 @@
 """What can the translators' generator learn in a budget when it is given pairs? A supervised ceiling.
 
     python -m cycle_medgan_tf.bench.paired_ceiling --pairs=STORE --data=STORE [--steps=600,2400] [--seed=0]
-        [--precision=auto] [--figure=PNG [--overwrite]]
+        [--precision=auto] [--figure=PNG [--overwrite] [--runs=NAME=RUN_DIR[+RUN_DIR][,...]]]
 
 The ResNet-9 generator of CycleGAN and Cycle-MedGAN (``models/resnet_generator.py``) is trained alone, with an L1
 loss, on the paired validation rows of ``--pairs`` (a store of the same task, other subjects than ``--data``'s),
@@ -14,7 +14,8 @@ blind case every figure must reject). Other targets (motion correction): Table I
 of Identity (the input copied) and their subject-level difference with its 95% bootstrap interval
 (``evaluation.stats``). One JSON line per budget. ``--figure``: Fig. 3 of the scored slices (``evaluation.figure``;
 CT with its brain-window row), one column per budget and, for CT, the look-up's, so a reader can see what the
-network draws given pairs.
+network draws given pairs; ``--runs`` adds a column per trained run (its exported ``a2b`` translator), on the same
+slices.
 
 Pairs are what the unpaired models lack. If this ceiling draws the brain's soft tissue, or beats Identity, at a
 budget where they do not, neither the budget nor the network is what stops them; if it does not either, nothing
@@ -45,6 +46,8 @@ def define_flags() -> None:
                       "Keras dtype policy; auto measures as training does (training/precision.py).")
     flags.DEFINE_string("figure", None, "PNG path: Fig. 3 of the scored slices, one column per budget.")
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --figure.")
+    flags.DEFINE_string("runs", None, "NAME=RUN_DIR[+RUN_DIR][,...]: trained runs drawn beside the ceiling in "
+                        "--figure (one column per run directory).")
 
 
 def paired_batches(a: np.ndarray, b: np.ndarray, image_size: int, seed: int):
@@ -120,6 +123,7 @@ def score(prediction_hu: np.ndarray, target_hu: np.ndarray, window_b) -> dict:
 def main(argv):
     del argv
     from cycle_medgan_tf.data.store import StoreError, from_model_range, open_store, to_model_range
+    from cycle_medgan_tf.evaluation.runs import EvaluationError, check_run, parse_runs, translate
 
     try:
         budgets = sorted({int(s) for s in FLAGS.steps})
@@ -129,6 +133,8 @@ def main(argv):
         fail("--steps must be positive")
     if FLAGS.figure and os.path.exists(FLAGS.figure) and not FLAGS.overwrite:
         fail(f"--figure {FLAGS.figure} exists; pass --overwrite to replace it")
+    if FLAGS.runs and not FLAGS.figure:
+        fail("--runs only adds columns to --figure; give --figure too")
     try:
         with open_store(FLAGS.pairs) as pairs, open_store(FLAGS.data) as data:
             if pairs.task != data.task:
@@ -149,7 +155,11 @@ def main(argv):
             domains, window_a = (data.domain_a, data.domain_b), data.window_a
             subjects = [str(s) for s in data.val_subjects()]
             lookup_training = data.train_images("B")[()]
-    except (StoreError, OSError) as exc:
+            runs = parse_runs(FLAGS.runs) if FLAGS.runs else {}
+            for name, dirs in runs.items():
+                for run_dir in dirs:
+                    check_run(name, run_dir, "a2b", data)
+    except (StoreError, EvaluationError, OSError) as exc:
         fail(str(exc))
     import keras
     import tensorflow as tf
@@ -176,6 +186,13 @@ def main(argv):
                               precision=precision, precision_rule=rule,
                               train_s=round(time.perf_counter() - start, 1), **figures)), flush=True)
         columns[f"paired L1 ({steps} steps)"] = fake
+    for name, dirs in runs.items():
+        for run_dir in dirs:
+            try:
+                columns[f"{name} ({os.path.basename(os.path.normpath(run_dir))})"] = translate(
+                    name, run_dir, "a2b", inputs, 16)
+            except EvaluationError as exc:
+                fail(str(exc))
     if FLAGS.figure:
         write_figure(FLAGS.figure, inputs, to_model_range(target, window_b), columns, subjects, domains,
                      (window_a, window_b))
@@ -188,8 +205,8 @@ def write_figure(path: str, inputs: np.ndarray, target: np.ndarray, columns: dic
     from cycle_medgan_tf.evaluation.figure import render_fig3
 
     per_slice = {name: row_metrics(target, images, domains[1], windows[1]) for name, images in columns.items()}
-    last = next(reversed(columns))            # the rows are the median-SSIM slices of the largest budget
-    per_slice = {last: per_slice.pop(last), **per_slice}
+    largest = [name for name in columns if name.startswith("paired L1")][-1]
+    per_slice = {largest: per_slice.pop(largest), **per_slice}    # rows: the largest budget's median-SSIM slices
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     render_fig3(path, inputs=inputs, target=target, predictions=columns, per_slice=per_slice, subjects=subjects,
                 source_domain=domains[0], target_domain=domains[1], source_window=windows[0],
