@@ -16,6 +16,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from cycle_medgan_tf.data.window import WindowError, parse_band
+
 
 PATCHGAN_LAYER_CHOICES = (1, 2, 3, 4, 5)      # depths models/patchgan.py builds (receptive field 16 to 286 px)
 # how the ResNet generator's decoder doubles the resolution (models/resnet_generator.py): "transpose" (3x3 stride-2
@@ -53,6 +55,11 @@ class CycleSettings:
     # the generators' two up-sampling stages (UPSAMPLE_CHOICES): the faithful transposed convolutions, or resize-
     # convolutions as an option
     upsample: str = "transpose"
+    # "LO:HI" in domain A's / B's physical units: that discriminator also sees its images softly re-windowed to
+    # the band (models/layers.WindowView), e.g. "0:80" HU, the brain window of a CT whose wide window makes a
+    # 14 HU grey/white-matter difference 0.01 of the range; in neither faithful model, so off; an option
+    disc_window_a: str = ""
+    disc_window_b: str = ""
 
     def problems(self) -> list[str]:
         out = _non_negative(self, ("lambda_cycle", "lambda_cp", "lambda_cs", "lambda_identity", "lambda_structure"))
@@ -61,6 +68,11 @@ class CycleSettings:
             out.append(f"disc_layers must be one of {choices}, got {self.disc_layers}")
         if self.upsample not in UPSAMPLE_CHOICES:
             out.append(f"upsample must be one of {', '.join(UPSAMPLE_CHOICES)}, got {self.upsample!r}")
+        for name in ("disc_window_a", "disc_window_b"):
+            try:
+                parse_band(getattr(self, name))
+            except WindowError as exc:
+                out.append(f"{name} {exc}")
         for name in ("perceptual_layer_weights", "style_layer_weights"):
             weights = getattr(self, name)
             if not (len(weights) > 0 and all(w >= 0 for w in weights)):

@@ -110,7 +110,8 @@ class TrainConfig:
 
 # settings added after runs had been written, with the value that means "as before": a record without one is read
 # as having this value
-ADDED_SETTINGS = {"lambda_identity": 0.0, "disc_layers": 3, "lambda_structure": 0.0, "upsample": "transpose"}
+ADDED_SETTINGS = {"lambda_identity": 0.0, "disc_layers": 3, "lambda_structure": 0.0, "upsample": "transpose",
+                  "disc_window_a": "", "disc_window_b": ""}
 ADDED_FIELDS = {"gradient_every": 0}         # the same for TrainConfig's own fields
 
 
@@ -159,6 +160,12 @@ FLAG_HELP: dict[str, str] = {
     "upsample": "CycleGAN / Cycle-MedGAN: the generators' two up-sampling stages: transpose (3x3 stride-2 transposed "
                 "convolutions, the faithful recipe), nearest or bilinear (resize-convolutions: that x2 up-sampling, "
                 "then a 3x3 convolution; same parameter count, no uneven overlap: Odena et al. 2016).",
+    "disc_window_a": "CycleGAN / Cycle-MedGAN: LO:HI in domain A's physical units: discriminator A also sees its "
+                     "images softly re-windowed to that band (a second input channel, tanh of the band's linear "
+                     "map). Not in the faithful recipe: default empty (off).",
+    "disc_window_b": "CycleGAN / Cycle-MedGAN: LO:HI in domain B's physical units, e.g. 0:80 (HU, the brain "
+                     "window): discriminator B also sees its images softly re-windowed to that band, so it can "
+                     "judge contrast a wide CT window hides. Not in the faithful recipe: default empty (off).",
     "gradient_every": "CycleGAN / Cycle-MedGAN: every N steps (and the last), the norm of the generators' gradient "
                       "of each weighted loss term (adversarial, cycle, identity, structure, cycle-perceptual, "
                       "cycle-style) and of their sum on the step's batch, to metrics.jsonl (kind 'gradients') and "

@@ -117,6 +117,31 @@ def parse_transfer(text: str, window) -> Window:
     return as_window(window, np.array(pairs, dtype=np.float64).T)
 
 
+def parse_band(text: str) -> tuple[float, float] | None:
+    """``"LO:HI"`` (physical units, ``LO < HI``) as a pair; ``""`` means none. :class:`WindowError` otherwise."""
+    if not text.strip():
+        return None
+    parts = text.split(":")
+    try:
+        lo, hi = (float(v) for v in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise WindowError(f"{text!r}: expected LO:HI, two numbers with LO < HI (e.g. 0:80)")
+    return lo, hi
+
+
+def band_levels(band: tuple[float, float], window, what: str = "band") -> tuple[float, float]:
+    """The model levels of a physical band ``(lo, hi)`` that must lie inside ``window`` (else :class:`WindowError`
+    naming ``what``): where a narrow view of the model's images begins and ends."""
+    window = as_window(window)
+    if not window[0] <= band[0] < band[1] <= window[1]:
+        raise WindowError(f"{what} {band[0]:g}:{band[1]:g} is not inside the domain's window "
+                          f"[{window[0]:g}, {window[1]:g}] (give it in the store's physical units)")
+    low, high = to_model(np.array(band), window)
+    return float(low), float(high)
+
+
 def to_model(images, window) -> np.ndarray:
     """Physical units -> [-1, 1] through ``window`` (clipped outside it); float32."""
     window = as_window(window)

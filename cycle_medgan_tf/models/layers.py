@@ -122,6 +122,35 @@ class ReflectionPad2D(layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="cycle_medgan_tf")
+class WindowView(layers.Layer):
+    """The image plus a second channel: the image re-windowed to the model-range band ``(low, high)``, softly,
+    ``tanh((x - centre) / half_width)`` (the band maps to -0.76..0.76, values outside it saturate but keep a
+    gradient). A discriminator given this view sees contrast inside the band (e.g. the brain window of a CT
+    stored in a wide window) at the scale a reader sees it. Computed in float32 whatever the dtype policy."""
+
+    def __init__(self, low, high, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.low, self.high = float(low), float(high)
+        if not self.high > self.low:
+            raise ValueError(f"a window view needs low < high, got ({low}, {high})")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        centre, half = (self.low + self.high) / 2.0, (self.high - self.low) / 2.0
+        return ops.concatenate([x, ops.tanh((x - centre) / half)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = None if input_shape[-1] is None else 2 * input_shape[-1]
+        return (*input_shape[:-1], channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"low": self.low, "high": self.high})
+        return config
+
+
 def padding_layer(mode, pad, name):
     """Spatial padding by ``pad`` pixels on each side: ``mode`` is "reflect" or "zero"."""
     if mode == "reflect":

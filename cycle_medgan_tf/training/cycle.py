@@ -18,6 +18,7 @@ import dataclasses
 import tensorflow as tf
 
 from cycle_medgan_tf import losses
+from cycle_medgan_tf.data.window import band_levels, parse_band
 from cycle_medgan_tf.models.patchgan import DEFAULT_LAYERS, build_patchgan_discriminator
 from cycle_medgan_tf.models.registry import forward_flops
 from cycle_medgan_tf.models.resnet_generator import build_resnet_generator
@@ -27,16 +28,28 @@ from cycle_medgan_tf.training.trainer import TranslatorTrainer
 EXTRACTOR_PART = "feature_extractor (frozen)"
 
 
-def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS, upsample="transpose") -> dict:
+def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS, upsample="transpose",
+                         disc_window_levels=(None, None)) -> dict:
     """generator_a2b, generator_b2a (ResNet-9, transposed-convolution decoder unless ``upsample`` says otherwise)
-    and discriminator_a, discriminator_b (PatchGAN, 70x70 unless ``disc_layers`` says otherwise): the networks of
+    and discriminator_a, discriminator_b (PatchGAN, 70x70 unless ``disc_layers`` says otherwise; each given a
+    window view when its entry of ``disc_window_levels`` is a (low, high) pair of model levels): the networks of
     CycleGAN and Cycle-MedGAN (whose frozen extractor belongs to its losses: :func:`frozen_parts`)."""
-    return {
+    return {     # generators first: the order fixes each seed's initial weights
         **{name: build_resnet_generator(image_size, channels, name=name, upsample=upsample)
            for name in ("generator_a2b", "generator_b2a")},
-        **{name: build_patchgan_discriminator(image_size, channels, name=name, n_layers=disc_layers)
-           for name in ("discriminator_a", "discriminator_b")},
+        **{name: build_patchgan_discriminator(image_size, channels, name=name, n_layers=disc_layers,
+                                              window_levels=levels)
+           for name, levels in zip(("discriminator_a", "discriminator_b"), disc_window_levels)},
     }
+
+
+def disc_window_levels(settings, window_a, window_b) -> tuple:
+    """The model levels of ``--disc_window_a`` / ``--disc_window_b`` in the store's windows (None where unset);
+    ``ValueError`` (one line) for a band outside its domain's window."""
+    return tuple(None if parse_band(text) is None else
+                 band_levels(parse_band(text), window, what=f"--disc_window_{letter}")
+                 for letter, text, window in (("a", settings.disc_window_a, window_a),
+                                              ("b", settings.disc_window_b, window_b)))
 
 
 def frozen_parts(image_size) -> dict:
@@ -75,7 +88,8 @@ class CycleTrainer(TranslatorTrainer):
             # fed at its native scale: the run's images are area-down-sampled in the graph when they are finer
             extractor = prepare_feature_extractor(settings.extractor or None, self.run_pixel_spacing_mm(),
                                                   cfg.image_size)
-        nets = build_cycle_networks(cfg.image_size, cfg.channels, settings.disc_layers, settings.upsample)
+        nets = build_cycle_networks(cfg.image_size, cfg.channels, settings.disc_layers, settings.upsample,
+                                    disc_window_levels(settings, self.info.window_a, self.info.window_b))
         self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
         self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
         self.generator_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
