@@ -1,20 +1,26 @@
-"""The PatchGAN's depth option (``--disc_layers``; faithful 3 = 70x70): the receptive field each depth claims is
+"""The PatchGAN's view: its depth (``--disc_layers``; faithful 3 = 70x70): the receptive field each depth claims is
 what a gradient measures, the default network is unchanged, the trainer builds what the setting asks, bad values
-are refused (a config written before the setting existed reads as the faithful 3: tests/test_catalogue.py)."""
+are refused (a config written before the setting existed reads as the faithful 3: tests/test_catalogue.py); and
+its window (``--disc_window_a/b``; faithful: none): the band's second channel, its parameters, its levels in a
+transfer window, a gradient through it, bad bands refused."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from cycle_medgan_tf import losses
 from cycle_medgan_tf.config import resolve_config
-from cycle_medgan_tf.models.layers import InstanceNormalization
+from cycle_medgan_tf.data.window import as_window, to_model
+from cycle_medgan_tf.models.layers import InstanceNormalization, WindowView
 from cycle_medgan_tf.models.patchgan import build_patchgan_discriminator, receptive_field, stages
 from cycle_medgan_tf.models.registry import count_params
 from cycle_medgan_tf.training.cycle import CycleTrainer
-from tests.conftest import synthetic_info
+from tests.conftest import run_module, synthetic_info
 
 INFO = synthetic_info()
 
@@ -71,3 +77,57 @@ def test_a_depth_it_cannot_build_is_refused(value):
         resolve_config("cyclegan", "smoke", dict(disc_layers=value))
     with pytest.raises(ValueError, match="n_layers must be one of"):
         stages(value)
+
+
+CT_TRANSFER = as_window((-1000.0, 2000.0), [[-200.0, 300.0], [-0.6, 0.6]])     # the soft-tissue transfer store's
+
+
+def test_the_window_view_shows_the_band_at_a_readers_scale():
+    low, high = to_model(np.array([0.0, 80.0]), CT_TRANSFER)
+    hu = np.array([-1000.0, 0.0, 26.0, 40.0, 80.0, 1000.0], dtype=np.float32)     # air, band ends, WM, GM, bone
+    x = to_model(hu, CT_TRANSFER).reshape(1, 1, -1, 1)
+    out = WindowView(low, high)(x).numpy()[0, 0, :, :]
+    np.testing.assert_allclose(out[:, 0], x[0, 0, :, 0])                           # the image itself, unchanged
+    np.testing.assert_allclose(out[[1, 4], 1], [-np.tanh(1.0), np.tanh(1.0)], atol=1e-5)
+    assert out[0, 1] < -0.99 and out[5, 1] > 0.99                                  # air and bone saturate
+    # a 14 HU grey/white-matter difference is 0.034 of the image channel, ten times that in the window's
+    assert x[0, 0, 3, 0] - x[0, 0, 2, 0] < 0.04 and out[3, 1] - out[2, 1] > 0.3
+    with pytest.raises(ValueError, match="low < high"):
+        WindowView(0.1, 0.1)
+
+
+def test_a_window_adds_one_input_channel_and_nothing_else():
+    plain = build_patchgan_discriminator(64)
+    viewed = build_patchgan_discriminator(64, window_levels=(-0.12, 0.072))
+    assert count_params(plain) == 2_763_520 and count_params(viewed) == 2_763_520 + 16 * 64
+    assert viewed.input_shape == plain.input_shape == (None, 64, 64, 1)
+    assert viewed.output_shape == plain.output_shape
+
+
+def test_trainer_gives_the_window_to_the_discriminator_the_setting_names_and_the_generator_its_gradient():
+    info = dataclasses.replace(synthetic_info(), window_b=CT_TRANSFER)
+    cfg = resolve_config("cyclegan", "smoke", dict(image_size=32, disc_window_b="0:80", precision="float32"))
+    trainer = CycleTrainer(cfg, info)
+    views = [layer for layer in trainer.d_b.layers if isinstance(layer, WindowView)]
+    assert not any(isinstance(layer, WindowView) for layer in trainer.d_a.layers) and len(views) == 1
+    np.testing.assert_allclose([views[0].low, views[0].high], to_model(np.array([0.0, 80.0]), CT_TRANSFER))
+    a = tf.random.stateless_uniform((1, 32, 32, 1), [1, 2], -1.0, 1.0)
+    with tf.GradientTape() as tape:
+        loss = losses.lsgan_generator_loss(trainer.d_b(trainer.g_ab(a, training=True), training=True))
+    grads = tape.gradient(loss, trainer.g_ab.trainable_variables)
+    assert all(g is not None for g in grads) and float(tf.linalg.global_norm(grads)) > 0
+
+
+@pytest.mark.parametrize("value", ["80:0", "0", "a:b", "0:80:1"])
+def test_a_band_that_is_not_lo_hi_is_refused(value):
+    with pytest.raises(ValueError, match="disc_window_b .*expected LO:HI"):
+        resolve_config("cyclegan", "smoke", dict(disc_window_b=value))
+    assert "disc_window_b" not in resolve_config("unit", "smoke").to_dict()
+
+
+def test_a_band_outside_the_stores_window_is_refused_with_one_line(phantom_store, tmp_path):
+    # the phantom's CT window is [-1000, 2000] HU: 0:3000 is not in it (e.g. a band given in other units)
+    out = run_module("cycle_medgan_tf.train", "--model=cyclegan", "--profile=smoke", f"--data={phantom_store}",
+                     f"--workdir={tmp_path}/r", "--disc_window_b=0:3000")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--disc_window_b 0:3000 is not inside the domain's window [-1000, 2000]" in out.stderr
