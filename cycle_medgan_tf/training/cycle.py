@@ -8,7 +8,8 @@ with one Adam; then both discriminators on ``(real + fake) / 2`` LSGAN losses ea
 passed through the 50-image history pools, with the other Adam. Under ``tf.distribute`` the pools are queried once
 per step on the fakes of all replicas (``Distribution.across_replicas``), as on one device. The feature losses see
 images at the extractor's native pixel spacing (``models/pretrained.py``: area down-sampling in the graph when the
-run's pixels are finer).
+run's pixels are finer). With ``--disc_window_a/b`` a discriminator also sees its images re-windowed to a narrow
+band of physical values (``models/layers.WindowView``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS
     }
 
 
-def disc_window_levels(settings, window_a, window_b) -> tuple:
+def discriminator_window_levels(settings, window_a, window_b) -> tuple:
     """The model levels of ``--disc_window_a`` / ``--disc_window_b`` in the store's windows (None where unset);
     ``ValueError`` (one line) for a band outside its domain's window."""
     return tuple(None if parse_band(text) is None else
@@ -89,7 +90,8 @@ class CycleTrainer(TranslatorTrainer):
             extractor = prepare_feature_extractor(settings.extractor or None, self.run_pixel_spacing_mm(),
                                                   cfg.image_size)
         nets = build_cycle_networks(cfg.image_size, cfg.channels, settings.disc_layers, settings.upsample,
-                                    disc_window_levels(settings, self.info.window_a, self.info.window_b))
+                                    discriminator_window_levels(settings, self.info.window_a,
+                                                                self.info.window_b))
         self.g_ab, self.g_ba = nets["generator_a2b"], nets["generator_b2a"]
         self.d_a, self.d_b = nets["discriminator_a"], nets["discriminator_b"]
         self.generator_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
