@@ -72,6 +72,26 @@ def test_lattice_share_rejects_a_pixel_lattice_and_passes_texture_and_noise():
     assert share(target + noise) < 1.3 * truth and share(head_ct(8, seed=4)) < 1.3 * truth
 
 
+def test_streak_bias_rejects_stripes_along_either_axis_and_passes_noise_and_another_brain():
+    """Stripes of 5 HU and period 4 pixels move the streak bias well away from the brain's own, vertical ones up and
+    horizontal ones down; 5 HU of noise and another subject's brain stay near it."""
+    from cycle_medgan_tf.bench.brain_texture import interior_mask, streak_bias
+
+    target = head_ct(8, seed=3)
+    inner = interior_mask(brain_mask(target, "CT", (-1000.0, 2000.0)))
+
+    def bias(images):
+        return np.mean([streak_bias(p, m) for p, m in zip(images, inner) if m.sum() >= 20])
+
+    y, x = np.indices(target.shape[1:])
+    truth = bias(target)
+    assert abs(truth) < 0.2
+    assert bias(target + 5.0 * np.sin(2 * np.pi * x / 4)) > truth + 0.2
+    assert bias(target + 5.0 * np.sin(2 * np.pi * y / 4)) < truth - 0.2
+    assert abs(bias(target + np.random.default_rng(0).normal(0, 5, target.shape)) - truth) < 0.05
+    assert abs(bias(head_ct(8, seed=4)) - truth) < 0.05
+
+
 def test_tissue_contrasts_pass_the_blurred_truth_and_reject_flat_reversed_and_another_brain():
     """Ventricles darker than white matter and grey matter brighter, by the target's margin: 1 for the target, most
     of it for the target blurred, 0 for a flat brain, negative for the pattern reversed, little for another

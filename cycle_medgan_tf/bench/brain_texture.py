@@ -23,6 +23,12 @@ store, one JSON line:
   and averages texture and noise away; the share is that lattice energy over the detail's energy, per slice,
   averaged. A pure lattice gives 1; on the tuning store's 96 validation slices the real CT scores 0.06, the real CT
   with 5 HU of noise 0.08, the look-up 0.05, the faithful CycleGAN's checkerboard 0.12;
+- ``streak_bias``: is the interior's detail drawn along one axis (streaks)? The detail (image, clipped to the brain
+  window, minus its ``STREAK_SIGMA_PX`` Gaussian blur) is differenced across columns and across rows inside the
+  interior; per slice ``(E_x - E_y) / (E_x + E_y)`` of the two energies, averaged: 0 for detail without a
+  direction, +1 for vertical streaks (varying only across columns), -1 for horizontal ones. The brain's own
+  anatomy is not isotropic (the interhemispheric fissure runs vertically): on the tuning store the real CT scores
+  0.18, the look-up 0.21, the real CT with 3 HU vertical stripes of period 4 pixels added 0.28;
 - ``ventricle_contrast``, ``grey_white_contrast``: are the ventricles darker than the white matter, and the grey
   matter brighter, by as much as in the target? Interior pixels are classed by the target smoothed inside the
   interior (as for ``structure_corr``) at ``TISSUE_SPLITS_HU``, the midpoints between the phantom's CSF, white and
@@ -64,6 +70,7 @@ MIN_BRAIN_PIXELS = 20          # a slice with fewer brain pixels is left out
 INTERIOR_PX = 2                # the interior: the brain mask eroded by this many more pixels
 STRUCTURE_SIGMA_PX = 1.0       # smoothing inside the interior before the structure correlation
 LATTICE_SIGMA_PX = 2.0         # how far a lattice's phase must hold to count (lattice_share)
+STREAK_SIGMA_PX = 2.0          # the detail's scale for streak_bias (image minus this blur)
 TISSUE_SPLITS_HU = (17.0, 33.0)  # CSF 2-12 | white matter 22-30 | grey matter 36-44 HU (data/synth/ct.py)
 MIN_CLASS_PIXELS = 3           # a slice counts towards a contrast when both its classes have this many pixels
 
@@ -141,7 +148,8 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
 
 
 def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
-    """The ``interior_*``, ``structure_corr`` and ``lattice_share`` figures (module docstring); means over the
+    """The ``interior_*``, ``structure_corr``, ``lattice_share``, ``streak_bias`` and tissue-contrast figures
+    (module docstring); means over the
     slices with at least 20 interior pixels."""
     inner = interior_mask(mask)
     keep = brain_slices(inner)
@@ -160,6 +168,7 @@ def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.
                                                for k in keep])),
                 structure_corr=float(np.mean([smoothed_corr(k) for k in keep])),
                 lattice_share=float(np.mean([lattice_share(prediction_hu[k], inner[k]) for k in keep])),
+                streak_bias=float(np.mean([streak_bias(prediction_hu[k], inner[k]) for k in keep])),
                 **tissue_contrasts(prediction_hu[keep], target_hu[keep], inner[keep]))
 
 
@@ -226,6 +235,17 @@ def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndar
                input_noise_rec_detail_corr=_brain_corr(laplacian(rec), lap_x, mask),
                input_noise_rec_detail_corr_smoothed=_brain_corr(laplacian(rec_smooth), lap_x, mask))
     return {k: round(v, 4) for k, v in out.items()}
+
+
+def streak_bias(image: np.ndarray, mask: np.ndarray, sigma: float = STREAK_SIGMA_PX) -> float:
+    """Direction of ``image``'s (H, W) detail inside ``mask``: +1 vertical streaks, -1 horizontal, 0 neither
+    (module docstring)."""
+    image = np.clip(image, *BRAIN_HU).astype(np.float64)
+    detail = image - ndimage.gaussian_filter(image, sigma)
+    across_columns = np.diff(detail, axis=1)[mask[:, 1:] & mask[:, :-1]]
+    across_rows = np.diff(detail, axis=0)[mask[1:, :] & mask[:-1, :]]
+    e_x, e_y = (across_columns ** 2).sum(), (across_rows ** 2).sum()
+    return float((e_x - e_y) / (e_x + e_y)) if e_x + e_y > 1e-12 else 0.0
 
 
 def main(argv):
