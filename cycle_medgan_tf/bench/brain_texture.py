@@ -149,8 +149,7 @@ def texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) 
 
 def interior_texture(prediction_hu: np.ndarray, target_hu: np.ndarray, mask: np.ndarray) -> dict:
     """The ``interior_*``, ``structure_corr``, ``lattice_share``, ``streak_bias`` and tissue-contrast figures
-    (module docstring); means over the
-    slices with at least 20 interior pixels."""
+    (module docstring); means over the slices with at least 20 interior pixels."""
     inner = interior_mask(mask)
     keep = brain_slices(inner)
     if not keep:
@@ -199,6 +198,17 @@ def lattice_share(image: np.ndarray, mask: np.ndarray, sigma: float = LATTICE_SI
     return float(lattice[mask].sum() / energy) if energy > 1e-12 else 0.0
 
 
+def streak_bias(image: np.ndarray, mask: np.ndarray, sigma: float = STREAK_SIGMA_PX) -> float:
+    """Direction of ``image``'s (H, W) detail inside ``mask``: +1 vertical streaks, -1 horizontal, 0 neither
+    (module docstring)."""
+    image = np.clip(image, *BRAIN_HU).astype(np.float64)
+    detail = image - ndimage.gaussian_filter(image, sigma)
+    across_columns = np.diff(detail, axis=1)[mask[:, 1:] & mask[:, :-1]]
+    across_rows = np.diff(detail, axis=0)[mask[1:, :] & mask[:-1, :]]
+    e_x, e_y = (across_columns ** 2).sum(), (across_rows ** 2).sum()
+    return float((e_x - e_y) / (e_x + e_y)) if e_x + e_y > 1e-12 else 0.0
+
+
 def cycle_probe(name: str, run_dir: str, inputs: np.ndarray, head: np.ndarray,
                 noise: float) -> tuple[dict, np.ndarray, np.ndarray]:
     """Reconstruction error of the A -> B -> A cycle with and without noise on the translation; G(x) and F(G(x))."""
@@ -235,17 +245,6 @@ def input_noise_probe(name: str, run_dir: str, inputs: np.ndarray, fake: np.ndar
                input_noise_rec_detail_corr=_brain_corr(laplacian(rec), lap_x, mask),
                input_noise_rec_detail_corr_smoothed=_brain_corr(laplacian(rec_smooth), lap_x, mask))
     return {k: round(v, 4) for k, v in out.items()}
-
-
-def streak_bias(image: np.ndarray, mask: np.ndarray, sigma: float = STREAK_SIGMA_PX) -> float:
-    """Direction of ``image``'s (H, W) detail inside ``mask``: +1 vertical streaks, -1 horizontal, 0 neither
-    (module docstring)."""
-    image = np.clip(image, *BRAIN_HU).astype(np.float64)
-    detail = image - ndimage.gaussian_filter(image, sigma)
-    across_columns = np.diff(detail, axis=1)[mask[:, 1:] & mask[:, :-1]]
-    across_rows = np.diff(detail, axis=0)[mask[1:, :] & mask[:-1, :]]
-    e_x, e_y = (across_columns ** 2).sum(), (across_rows ** 2).sum()
-    return float((e_x - e_y) / (e_x + e_y)) if e_x + e_y > 1e-12 else 0.0
 
 
 def main(argv):
