@@ -28,7 +28,8 @@ store, one JSON line:
   interior; per slice ``(E_x - E_y) / (E_x + E_y)`` of the two energies, averaged: 0 for detail without a
   direction, +1 for vertical streaks (varying only across columns), -1 for horizontal ones. The brain's own
   anatomy is not isotropic (the interhemispheric fissure runs vertically): on the tuning store the real CT scores
-  0.18, the look-up 0.21, the real CT with 3 HU vertical stripes of period 4 pixels added 0.28;
+  0.18, the look-up 0.21, the real CT with 3 HU vertical stripes of period 4 pixels added 0.28. Blind to streaks
+  at 45 degrees, whose energy is shared between rows and columns (benchmarks/RESULTS.md, stage 11(b));
 - ``ventricle_contrast``, ``grey_white_contrast``: are the ventricles darker than the white matter, and the grey
   matter brighter, by as much as in the target? Interior pixels are classed by the target smoothed inside the
   interior (as for ``structure_corr``) at ``TISSUE_SPLITS_HU``, the midpoints between the phantom's CSF, white and
