@@ -121,12 +121,11 @@ def parse_band(text: str) -> tuple[float, float] | None:
     """``"LO:HI"`` (physical units, ``LO < HI``) as a pair; ``""`` means none. :class:`WindowError` otherwise."""
     if not text.strip():
         return None
-    parts = text.split(":")
     try:
-        lo, hi = (float(v) for v in parts) if len(parts) == 2 else (None, None)
+        lo, hi = map(float, text.split(":"))          # ValueError: not two parts, or not numbers
     except ValueError:
-        lo = hi = None
-    if lo is None or not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        lo = hi = float("nan")
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise WindowError(f"{text!r}: expected LO:HI, two numbers with LO < HI (e.g. 0:80)")
     return lo, hi
 

@@ -47,10 +47,11 @@ def build_cycle_networks(image_size=None, channels=1, disc_layers=DEFAULT_LAYERS
 def discriminator_window_levels(settings, window_a, window_b) -> tuple:
     """The model levels of ``--disc_window_a`` / ``--disc_window_b`` in the store's windows (None where unset);
     ``ValueError`` (one line) for a band outside its domain's window."""
-    return tuple(None if parse_band(text) is None else
-                 band_levels(parse_band(text), window, what=f"--disc_window_{letter}")
-                 for letter, text, window in (("a", settings.disc_window_a, window_a),
-                                              ("b", settings.disc_window_b, window_b)))
+    levels = []
+    for letter, text, window in (("a", settings.disc_window_a, window_a), ("b", settings.disc_window_b, window_b)):
+        band = parse_band(text)
+        levels.append(None if band is None else band_levels(band, window, what=f"--disc_window_{letter}"))
+    return tuple(levels)
 
 
 def frozen_parts(image_size) -> dict:
